@@ -1,0 +1,79 @@
+/**
+ * The `membrane` command: dispatch to one file per verb. Errors print one
+ * line `membrane: <cause> [CODE]` on stderr. Exit status: 0 success, 1 a
+ * check failed (e.g. a probe mismatch), 2 bad input or usage.
+ */
+import { MembraneError } from '@membrane/api';
+import * as policySimulate from './commands/policy-simulate.js';
+import * as policyTest from './commands/policy-test.js';
+import * as policyValidate from './commands/policy-validate.js';
+import { processIo, type Io } from './io.js';
+import { VERSION } from './version.js';
+
+interface Command {
+  help: string;
+  run(argv: readonly string[], io: Io): number | Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  'policy simulate': policySimulate,
+  'policy test': policyTest,
+  'policy validate': policyValidate,
+};
+
+const HELP = `membrane ${VERSION} — Cilium and Hubble for one Linux machine
+
+Usage: membrane COMMAND [ARGS] [FLAGS]
+
+Policy tools (no agent, no root):
+  policy simulate FILE [-o table|json]     verdict of every probe of a scenario
+  policy test FILE|DIR... [-o table|json]  compare every probe with its expect
+  policy validate FILE|DIR|-...            check policy manifests as apply would
+
+  version                                  print the version
+Run 'membrane COMMAND --help' for more.`;
+
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.out(HELP + '\n');
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === 'version' || argv[0] === '--version') {
+    io.out(`membrane ${VERSION}\n`);
+    return 0;
+  }
+  const two = `${argv[0]} ${argv[1] ?? ''}`.trim();
+  const cmd = COMMANDS[two] ?? COMMANDS[argv[0]!];
+  const rest = COMMANDS[two] ? argv.slice(2) : argv.slice(1);
+  if (!cmd) {
+    io.err(`membrane: unknown command "${two}"; run 'membrane --help' [MEMBRANE_E_USAGE]\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(cmd.help + '\n');
+    return 0;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof MembraneError) {
+      io.err(`membrane: ${e.toLine()}\n`);
+      return 2;
+    }
+    io.err(`membrane: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 3;
+  }
+}
+
+const entry = process.argv[1] ?? '';
+if (entry.endsWith('/main.js') && import.meta.url.endsWith('/cli/dist/main.js')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`membrane: internal error: ${String(e)}\n`);
+      process.exitCode = 3;
+    },
+  );
+}
