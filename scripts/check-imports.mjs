@@ -5,7 +5,11 @@
 // (*.test.ts) may import node:test and node:assert.
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// The tree to check: the repository, or a folder given as argument (tests).
+process.chdir(process.argv[2] ?? resolve(dirname(fileURLToPath(import.meta.url)), '..'));
 
 const MAY_IMPORT = {
   api: [],

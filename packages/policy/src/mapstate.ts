@@ -44,8 +44,8 @@ export function keyString(k: MapStateKey): string {
 
 export class DirectionPolicy {
   readonly entries: MapStateEntry[] = [];
-  private readonly byKey = new Map<string, MapStateEntry>();
-  private readonly byIdentity = new Map<number, MapStateEntry[]>();
+  /** identity → (proto, port, endPort, deny) packed in one number → entry. */
+  private readonly index = new Map<number, Map<number, MapStateEntry>>();
 
   constructor(
     readonly direction: Direction,
@@ -56,41 +56,51 @@ export class DirectionPolicy {
   ) {}
 
   add(key: MapStateKey, deny: boolean, origin: RuleOrigin, l7: { http?: HttpRule[]; dns?: DnsMatcher[] } | undefined): void {
-    const k = `${keyString(key)}/${deny ? 'D' : 'A'}`;
-    let e = this.byKey.get(k);
-    if (!e) {
-      e = { ...key, deny, l7: l7 ? { http: [], dns: [] } : null, origins: [] };
-      this.byKey.set(k, e);
-      this.entries.push(e);
-      const list = this.byIdentity.get(key.identity);
-      if (list) list.push(e);
-      else this.byIdentity.set(key.identity, [e]);
-    } else if (!l7) {
-      // A contribution without L7 rules frees this key at L7 (Cilium expands
-      // nil L7 rules to an allow-all rule when merging; pkg/policy/l4.go).
-      e.l7 = null;
+    let byPort = this.index.get(key.identity);
+    if (!byPort) {
+      byPort = new Map();
+      this.index.set(key.identity, byPort);
     }
-    if (!e.origins.includes(origin)) e.origins.push(origin);
+    // proto < 256, ports < 65536: the packed key stays below 2^42, exact in a double.
+    const packed = ((key.proto * 65536 + key.port) * 65536 + key.endPort) * 2 + (deny ? 1 : 0);
+    let e = byPort.get(packed);
+    if (!e) {
+      e = { identity: key.identity, proto: key.proto, port: key.port, endPort: key.endPort, deny, l7: l7 ? { http: [], dns: [] } : null, origins: [origin] };
+      byPort.set(packed, e);
+      this.entries.push(e);
+    } else {
+      if (!l7) {
+        // A contribution without L7 rules frees this key at L7 (Cilium expands
+        // nil L7 rules to an allow-all rule when merging; pkg/policy/l4.go).
+        e.l7 = null;
+      }
+      if (!e.origins.includes(origin)) e.origins.push(origin);
+    }
     if (e.l7 && l7) {
-      for (const rule of l7.http ?? []) e.l7.http.push({ rule, origin });
-      for (const matcher of l7.dns ?? []) e.l7.dns.push({ matcher, origin });
+      if (l7.http) for (const rule of l7.http) e.l7.http.push({ rule, origin });
+      if (l7.dns) for (const matcher of l7.dns) e.l7.dns.push({ matcher, origin });
     }
   }
 
   /** Entries whose key covers (identity, proto, port), the identity's own first. */
   matching(identity: number, proto: number, port: number): MapStateEntry[] {
     const out: MapStateEntry[] = [];
-    const scan = (list: MapStateEntry[] | undefined) => {
-      if (!list) return;
-      for (const e of list) {
+    const scan = (byPort: Map<number, MapStateEntry> | undefined) => {
+      if (!byPort) return;
+      for (const e of byPort.values()) {
         if (e.proto !== 0 && e.proto !== proto) continue;
         if (port < e.port || port > e.endPort) continue;
         out.push(e);
       }
     };
-    scan(this.byIdentity.get(identity));
-    if (identity !== ANY_IDENTITY) scan(this.byIdentity.get(ANY_IDENTITY));
+    scan(this.index.get(identity));
+    if (identity !== ANY_IDENTITY) scan(this.index.get(ANY_IDENTITY));
     return out;
+  }
+
+  /** Entries of one peer identity (not including the any-peer entries). */
+  forIdentity(identity: number): MapStateEntry[] {
+    return [...(this.index.get(identity)?.values() ?? [])];
   }
 }
 
