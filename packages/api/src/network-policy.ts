@@ -73,6 +73,14 @@ const port: Schema<NetworkPolicyPort> = (value, path, problems) => {
     protocol: str({ oneOf: ['TCP', 'UDP', 'SCTP'] }),
   })(value, path, problems);
   if (!r) return undefined;
+  if (typeof r.port === 'string') {
+    // Kubernetes: a string port is a named port, an IANA service name (validation.IsValidPortName).
+    const why = checkPortName(r.port);
+    if (why) {
+      problems.add(join(path, 'port'), why);
+      return undefined;
+    }
+  }
   if (typeof r.port === 'number' && (r.port < 1 || r.port > 65535)) {
     problems.add(join(path, 'port'), `${r.port} is not a valid port number (1-65535)`);
     return undefined;
@@ -119,4 +127,13 @@ export const networkPolicy: Schema<NetworkPolicy> = (value, path, problems) => {
 export function effectivePolicyTypes(np: NetworkPolicySpec): ('Ingress' | 'Egress')[] {
   if (np.policyTypes && np.policyTypes.length > 0) return np.policyTypes;
   return np.egress && np.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+}
+
+function checkPortName(name: string): string | undefined {
+  if (/^[0-9]+$/.test(name)) return `"${name}" is a string, so it names a port, and a port name must contain a letter (write the number without quotes)`;
+  if (name.length > 15) return `"${name}" is not a valid port name: at most 15 characters`;
+  if (!/^[a-z0-9-]+$/.test(name)) return `"${name}" is not a valid port name: only lower-case letters, digits and '-'`;
+  if (!/[a-z]/.test(name)) return `"${name}" is not a valid port name: it must contain a letter`;
+  if (name.startsWith('-') || name.endsWith('-') || name.includes('--')) return `"${name}" is not a valid port name: no leading, trailing or double '-'`;
+  return undefined;
 }

@@ -20,6 +20,7 @@ export type Schema<T> = (value: unknown, path: string, problems: Problems) => T 
 
 export function join(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
+  if (key === '') return `${path}[""]`;
   return path ? `${path}.${key}` : key;
 }
 
@@ -27,6 +28,8 @@ export function join(path: string, key: string | number): string {
 export function typeName(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   if (Array.isArray(value)) return 'a list';
+  if (value instanceof Set) return 'a set (!!set)';
+  if (value instanceof Map) return 'an ordered map (!!omap)';
   switch (typeof value) {
     case 'string': return 'a string';
     case 'number': return 'a number';
@@ -37,7 +40,10 @@ export function typeName(value: unknown): string {
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  // YAML's !!set and !!omap load as Set/Map: never a mapping of fields.
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 export interface StringOptions {
@@ -193,8 +199,9 @@ export function obj<F extends Fields>(fields: F, opts: ObjectOptions = {}): Sche
 export function intOrString(): Schema<number | string> {
   return (value, path, problems) => {
     if (typeof value === 'string') return value;
-    if (typeof value === 'number' && Number.isInteger(value)) return value;
-    problems.add(path, `must be a number or a string, not ${typeName(value)}`);
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+    if (typeof value === 'number') problems.add(path, `must be an integer or a string, not ${Number.isInteger(value) ? 'the out-of-range number ' + String(value) : String(value)}`);
+    else problems.add(path, `must be an integer or a string, not ${typeName(value)}`);
     return undefined;
   };
 }

@@ -28,12 +28,18 @@ export function loadDocuments(text: string, source: string, opts: LoadOptions = 
     const ref: DocumentRef = { source, label: label(i + 1) };
     const err = doc.errors[0];
     if (err) {
-      const pos = err.linePos?.[0];
-      const at = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
-      const reason = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      throw new ValidationError('MEMBRANE_E_YAML', ref, [{ path: '', reason: `YAML syntax error${at}: ${reason}` }]);
+      const { line, col } = lineCol(text, err.pos[0]);
+      let reason = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      if (err.code === 'DUPLICATE_KEY') reason = `duplicate key ${JSON.stringify(keyAt(text, err.pos[0]))}`;
+      throw new ValidationError('MEMBRANE_E_YAML', ref, [{ path: '', reason: `YAML syntax error at line ${line}, column ${col}: ${reason}` }]);
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      const why = e instanceof Error && /alias/i.test(e.message) ? 'the document expands too many aliases (possible alias bomb)' : String(e);
+      throw new ValidationError('MEMBRANE_E_YAML', ref, [{ path: '', reason: `YAML error: ${why}` }]);
+    }
     if (value === null || value === undefined) return; // an empty document (e.g. a trailing ---)
     if (isPlainObject(value) && value['kind'] === 'List' && Array.isArray(value['items'])) {
       value['items'].forEach((item, j) => out.push({ ref: { source, label: `${ref.label} items[${j}]` }, value: item }));
@@ -42,4 +48,23 @@ export function loadDocuments(text: string, source: string, opts: LoadOptions = 
     out.push({ ref, value });
   });
   return out;
+}
+
+/** 1-based line and column of a character offset. */
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text[i] === '\n') {
+      line++;
+      start = i + 1;
+    }
+  }
+  return { line, col: offset - start + 1 };
+}
+
+/** The mapping key written at an offset (for duplicate-key messages). */
+function keyAt(text: string, offset: number): string {
+  const m = /^\s*["']?([^"':\n]*)/.exec(text.slice(offset));
+  return (m?.[1] ?? '').trim();
 }

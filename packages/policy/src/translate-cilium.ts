@@ -24,6 +24,7 @@ import { EndpointSelector } from './selector.js';
 import { Problems, cidrPeer, join, parsePort } from './translate-common.js';
 
 const MAX_PORTS = 40;
+const MAX_ICMP_FIELDS = 40;
 
 export function translateCiliumPolicy(cnp: CiliumNetworkPolicy, ref: DocumentRef): Rule[] {
   const problems = new Problems();
@@ -203,6 +204,10 @@ function translateDirectional(
   } else if (hasIcmps) {
     ports = [];
     r.icmps!.forEach((rule, i) => {
+      if ((rule.fields?.length ?? 0) > MAX_ICMP_FIELDS) {
+        problems.add(join(join(join(path, 'icmps'), i), 'fields'), `has ${rule.fields!.length} entries; at most ${MAX_ICMP_FIELDS} are allowed`);
+        return;
+      }
       (rule.fields ?? []).forEach((fld, j) => {
         const family = fld.family ?? 'IPv4';
         const t = icmpType(fld.type, family);

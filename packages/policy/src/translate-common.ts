@@ -66,7 +66,7 @@ export function parsePort(port: string | undefined, endPort: number | undefined,
   }
   const name = port.toLowerCase();
   if (!isServiceName(name)) {
-    problems.add(join(path, 'port'), `"${port}" is not a port number or a valid port name (IANA service name: up to 15 lower-case letters, digits and '-')`);
+    problems.add(join(path, 'port'), `"${port}" is not a port number or a valid port name (IANA service name: up to 15 letters, digits and '-', with at least one letter)`);
     return undefined;
   }
   if (endPort !== undefined && endPort !== 0) {

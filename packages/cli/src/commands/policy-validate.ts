@@ -1,5 +1,5 @@
 /** `membrane policy validate FILE|DIR|-...`: check policy manifests the way `apply` would, changing nothing. */
-import { loadDocuments } from '@membrane/api';
+import { MembraneError, loadDocuments } from '@membrane/api';
 import { parsePolicyDocument, type TranslatedPolicy } from '@membrane/policy';
 import { parseArgs, usage } from '../args.js';
 import { collectFiles, readText } from '../files.js';
@@ -18,7 +18,9 @@ export function run(argv: readonly string[], io: Io): number {
   const files = collectFiles(p.positionals);
   const valid: TranslatedPolicy[] = [];
   for (const f of files) {
-    for (const d of loadDocuments(readText(f), f)) valid.push(parsePolicyDocument(d.value, d.ref));
+    const docs = loadDocuments(readText(f), f);
+    if (docs.length === 0) throw new MembraneError('MEMBRANE_E_MANIFEST_INVALID', `${f}: no objects in the file`);
+    for (const d of docs) valid.push(parsePolicyDocument(d.value, d.ref));
   }
   for (const t of valid) {
     const name = t.ref.namespace ? `${t.ref.namespace}/${t.ref.name}` : t.ref.name;
