@@ -16,3 +16,4 @@ export * from './resolve.js';
 export * from './decide.js';
 export * from './scenario.js';
 export * from './simulate.js';
+export * from './policy-map.js';
