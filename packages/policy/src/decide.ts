@@ -64,13 +64,16 @@ export function decideDirection(
   }
   const allows = matching.filter((e) => !e.deny);
   if (allows.length === 0) {
+    if (!dp.defaultDeny) {
+      return { ...base, allowed: true, stage: 'l3l4', rules: [], reason: `${d} of ${who}: no rule matches ${what} and no policy selecting it is default-deny (enableDefaultDeny: false)` };
+    }
     return {
       ...base,
       allowed: false,
       stage: 'l3l4',
       dropReason: DropReason.POLICY_DENIED,
       rules: [],
-      reason: `${d} of ${who}: no rule allows ${what} from this peer (default deny)`,
+      reason: `${d} of ${who}: no rule allows ${what} ${d === 'ingress' ? 'from' : 'to'} this peer (default deny)`,
     };
   }
   const free = allows.filter((e) => e.l7 === null);

@@ -24,7 +24,6 @@ export interface ResolveOptions {
 }
 
 export const ALLOW_LOCALHOST_ORIGIN: RuleOrigin = { kind: 'Implicit', name: 'allow-localhost', section: 'implicit', index: 0 };
-export const DEFAULT_ALLOW_ORIGIN: RuleOrigin = { kind: 'Implicit', name: 'enableDefaultDeny=false (allow all)', section: 'implicit', index: 0 };
 
 /** Does this rule's subject select the identity? Host policies select the host only, and endpoint policies never the host. */
 export function selectsSubject(rule: Rule, id: Identity): boolean {
@@ -91,10 +90,11 @@ export class PolicyResolver {
     for (const r of selecting) {
       for (const d of r[direction]) this.addRule(dp, d, d.deny ? reqDeny : reqAllow, named);
     }
-    if (!dp.defaultDeny) {
-      // Enforced by rules that are all default-allow: only their denies and L7 rules restrict.
-      dp.add({ identity: ANY_IDENTITY, proto: 0, port: 0, endPort: 65535 }, false, DEFAULT_ALLOW_ORIGIN, undefined);
-    }
+    // Enforced by rules that are all default-allow (enableDefaultDeny: false): traffic no
+    // entry matches passes (DirectionPolicy.defaultDeny is false), but an allow with L7
+    // rules still sends its port through the proxy — default-allow is no L7 wildcard
+    // (Cilium docs, Policy Enforcement Modes: "EnableDefaultDeny does not apply to
+    // layer-7 policy").
     if (direction === 'ingress' && opts.allowLocalhost !== false) {
       dp.add({ identity: ReservedIdentity.host, proto: 0, port: 0, endPort: 65535 }, false, ALLOW_LOCALHOST_ORIGIN, undefined);
     }

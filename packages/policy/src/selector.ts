@@ -66,6 +66,19 @@ export class EndpointSelector {
     return this.requirements.some((r) => r.key.startsWith(prefix) && (r.source === source || r.source === SOURCE_ANY));
   }
 
+  /**
+   * Does the selector only ever match identities that carry a label with this key (or key
+   * prefix), i.e. does it hold an In or Exists requirement on it?
+   */
+  requiresKey(source: string, key: string, prefix = false): boolean {
+    return this.requirements.some(
+      (r) =>
+        (r.operator === 'In' || r.operator === 'Exists') &&
+        (r.source === source || r.source === SOURCE_ANY) &&
+        (prefix ? r.key.startsWith(key) : r.key === key),
+    );
+  }
+
   hasSource(source: string): boolean {
     return this.requirements.some((r) => r.source === source);
   }

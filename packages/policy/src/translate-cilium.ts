@@ -117,9 +117,17 @@ function subjectSelector(ls: LabelSelector, namespace: string | undefined): Endp
 export function peerSelector(ls: LabelSelector, namespace: string | undefined, allowReserved: boolean): EndpointSelector {
   const sel = EndpointSelector.fromLabelSelector(ls);
   if (allowReserved && sel.hasSource(SOURCE_RESERVED)) return sel;
-  if (sel.hasKey(SOURCE_K8S, POD_NAMESPACE_LABEL)) return sel;
-  if (namespace === undefined) return sel.and({ source: SOURCE_K8S, key: POD_NAMESPACE_LABEL, operator: 'Exists', values: [] });
-  if (sel.hasKeyPrefix(SOURCE_K8S, NAMESPACE_LABELS_PREFIX)) return sel;
+  // Selectors that pick namespaces (by name or by namespace labels) still select pods only:
+  // with NotIn/DoesNotExist alone they would otherwise also match world, the host and CIDR
+  // peers, which carry no namespace label (cilium/cilium#46949; Kubernetes "Behavior of to
+  // and from selectors").
+  const podsOnly = (): EndpointSelector =>
+    sel.requiresKey(SOURCE_K8S, POD_NAMESPACE_LABEL) || sel.requiresKey(SOURCE_K8S, NAMESPACE_LABELS_PREFIX, true)
+      ? sel
+      : sel.and({ source: SOURCE_K8S, key: POD_NAMESPACE_LABEL, operator: 'Exists', values: [] });
+  if (sel.hasKey(SOURCE_K8S, POD_NAMESPACE_LABEL)) return podsOnly();
+  if (namespace === undefined) return podsOnly();
+  if (sel.hasKeyPrefix(SOURCE_K8S, NAMESPACE_LABELS_PREFIX)) return podsOnly();
   return sel.and({ source: SOURCE_K8S, key: POD_NAMESPACE_LABEL, operator: 'In', values: [namespace] });
 }
 

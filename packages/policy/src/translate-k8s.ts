@@ -88,7 +88,10 @@ function namespaceRequirements(ls: LabelSelector): Requirement[] {
   for (const e of ls.matchExpressions ?? []) {
     reqs.push({ source: SOURCE_K8S, key: NAMESPACE_LABELS_PREFIX + e.key, operator: e.operator, values: [...(e.values ?? [])].sort() });
   }
-  // An empty namespaceSelector selects every namespace: any pod (it has a namespace label).
-  if (reqs.length === 0) reqs.push({ source: SOURCE_K8S, key: POD_NAMESPACE_LABEL, operator: 'Exists', values: [] });
+  // A namespaceSelector selects pods only (an empty one: the pods of every namespace). NotIn
+  // or DoesNotExist alone would also match peers that have no namespace at all.
+  if (!reqs.some((r) => r.operator === 'In' || r.operator === 'Exists')) {
+    reqs.push({ source: SOURCE_K8S, key: POD_NAMESPACE_LABEL, operator: 'Exists', values: [] });
+  }
   return reqs;
 }

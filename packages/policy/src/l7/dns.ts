@@ -5,8 +5,10 @@
  * (cilium/cilium pkg/fqdn/matchpattern).
  */
 
-const NAME_RE = /^([-a-zA-Z0-9_]+[.]?)+$/;
-const PATTERN_RE = /^([-a-zA-Z0-9_*]+[.]?)+$/;
+// Labels separated by single dots, an optional final dot. Written without nested
+// quantifiers so that matching stays linear (JavaScript regexes backtrack).
+const NAME_RE = /^[-a-zA-Z0-9_]+(?:\.[-a-zA-Z0-9_]+)*\.?$/;
+const PATTERN_RE = /^[-a-zA-Z0-9_*]+(?:\.[-a-zA-Z0-9_*]+)*\.?$/;
 const DNS_CHAR = '[-a-zA-Z0-9_]';
 
 export interface DnsMatcher {
@@ -40,7 +42,7 @@ export function compileDnsMatcher(sel: { matchName?: string; matchPattern?: stri
     return { matchName: sel.matchName, text: `matchName: ${sel.matchName}`, re };
   }
   const p = normalizeName(sel.matchPattern ?? '*');
-  const src = p === '*' ? `(${DNS_CHAR}+\\.?)+` : p.split('*').map(escape).join(`${DNS_CHAR}*`);
+  const src = p === '*' ? `${DNS_CHAR}+(?:\\.${DNS_CHAR}+)*` : p.split('*').map(escape).join(`${DNS_CHAR}*`);
   return { matchPattern: sel.matchPattern ?? '*', text: `matchPattern: ${sel.matchPattern ?? '*'}`, re: new RegExp(`^${src}$`) };
 }
 
