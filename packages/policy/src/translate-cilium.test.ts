@@ -257,7 +257,7 @@ describe('validation: the field path and the reason (rule_validation.go)', () =>
     );
     invalid(
       ingressPorts([{ port: '80', protocol: 'TCP' }], { http: [{ method: 'GET' }, { path: '/a(b' }] }),
-      at('spec.ingress[0].toPorts[0].rules.http[1].path: "/a(b" is not a valid regular expression: unterminated group'),
+      at('spec.ingress[0].toPorts[0].rules.http[1].path: "/a(b" is not a valid regular expression: missing closing )'),
     );
   });
 

@@ -6,7 +6,7 @@
  * `mismatch` action turns a failed comparison into a logged/rewritten header
  * instead of a denial. Rules on one port are OR-ed.
  */
-import { compileFullMatch } from './regex.js';
+import { compileFullMatch, type FullMatcher } from './regex.js';
 
 export interface HttpRequest {
   method: string;
@@ -33,7 +33,7 @@ export interface HttpRule {
   headers: HeaderRequirement[];
   /** The rule as written, for display. */
   text: string;
-  readonly matchers: { method?: RegExp; path?: RegExp; host?: RegExp };
+  readonly matchers: { method?: FullMatcher; path?: FullMatcher; host?: FullMatcher };
 }
 
 export interface HttpRuleInput {
