@@ -1,0 +1,48 @@
+// Every codec's size and offsets equal the C layout of bpf/lib/abi.h,
+// compiled here with the host C compiler (same ABI as the BPF target for
+// these fixed-width fields).
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ALL_CODECS, endpointCodec, eventCodec, ipv4ToNumber, numberToIPv4 } from './codecs.js';
+
+const bpfDir = resolve(dirname(fileURLToPath(import.meta.url)), '../bpf');
+
+test('codec layouts match bpf/lib/abi.h', (t) => {
+  const cc = spawnSync('cc', ['--version']);
+  if (cc.status !== 0) {
+    t.skip('SKIPPED: no C compiler (apt-get install build-essential)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'mbr-abi-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  for (const c of ALL_CODECS) {
+    lines.push(`printf("${c.name} size %zu\\n", sizeof(struct ${c.name}));`);
+    for (const f of Object.keys(c.offsets)) lines.push(`printf("${c.name}.${f} %zu\\n", offsetof(struct ${c.name}, ${f}));`);
+  }
+  writeFileSync(join(dir, 'abi.c'), `#include <stdio.h>\n#include <stddef.h>\n#include "lib/abi.h"\nint main(void) {\n${lines.join('\n')}\nreturn 0;\n}\n`);
+  const build = spawnSync('cc', ['-I', bpfDir, '-o', join(dir, 'abi'), join(dir, 'abi.c')], { encoding: 'utf8' });
+  assert.equal(build.status, 0, build.stderr);
+  const out = spawnSync(join(dir, 'abi'), { encoding: 'utf8' }).stdout;
+  const want = new Map(out.trim().split('\n').map((l) => l.split(' ') as [string, string, string?]).map((p) => (p.length === 3 ? [p[0], Number(p[2])] : [p[0], Number(p[1])])));
+  for (const c of ALL_CODECS) {
+    assert.equal(c.size, want.get(c.name), `sizeof(struct ${c.name})`);
+    for (const [f, off] of Object.entries(c.offsets)) assert.equal(off, want.get(`${c.name}.${f}`), `offsetof(${c.name}, ${f})`);
+  }
+});
+
+test('codecs round-trip and keep network order where abi.h says so', () => {
+  const b = endpointCodec.encode({ ep_id: 7, ipv4: ipv4ToNumber('10.200.0.9'), identity: 300, flags: 3 });
+  assert.deepEqual([...b.subarray(4, 8)], [10, 200, 0, 9]);
+  assert.deepEqual(endpointCodec.decode(b), { ep_id: 7, ipv4: ipv4ToNumber('10.200.0.9'), identity: 300, flags: 3 });
+  assert.equal(numberToIPv4(ipv4ToNumber('198.51.100.200')), '198.51.100.200');
+  const e = eventCodec.decode(eventCodec.encode({ ts_ns: 5n, type: 2, direction: 1, proto: 6, tcp_flags: 2, verdict: 2, is_reply: 0, l7: 0, pad: 0, drop_reason: 181, proxy_port: 0, ep_id: 3, src_identity: 256, dst_identity: 2, saddr: 1, daddr: 2, sport: 1234, dport: 80, ifindex: 9, cookie: 11, len: 60 }));
+  assert.equal(e.drop_reason, 181);
+  assert.equal(e.ts_ns, 5n);
+  assert.equal(e.dport, 80);
+});

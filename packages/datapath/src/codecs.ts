@@ -1,0 +1,236 @@
+/**
+ * One codec per struct of bpf/lib/abi.h: the single TypeScript definition of
+ * each layout. Offsets follow C's natural alignment; codecs.test.ts compiles
+ * abi.h and checks every size and offset against these.
+ */
+
+type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'be32';
+
+const SIZE: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, be32: 4 };
+
+export interface Codec<T> {
+  readonly name: string;
+  readonly size: number;
+  readonly offsets: Readonly<Record<keyof T & string, number>>;
+  encode(v: T, into?: Buffer, at?: number): Buffer;
+  decode(b: Buffer, at?: number): T;
+}
+
+/** Fields in declaration order; values are numbers (u64 as bigint). */
+export function struct<T extends Record<string, number | bigint>>(name: string, fields: readonly [keyof T & string, FieldType][]): Codec<T> {
+  let off = 0;
+  let align = 1;
+  const offsets = {} as Record<keyof T & string, number>;
+  for (const [f, t] of fields) {
+    const s = SIZE[t];
+    off = Math.ceil(off / s) * s;
+    offsets[f] = off;
+    off += s;
+    align = Math.max(align, s);
+  }
+  const size = Math.ceil(off / align) * align;
+  return {
+    name,
+    size,
+    offsets,
+    encode(v, into, at = 0) {
+      const b = into ?? Buffer.alloc(size);
+      for (const [f, t] of fields) {
+        const o = at + offsets[f];
+        const x = v[f] ?? 0;
+        switch (t) {
+          case 'u8': b.writeUInt8(Number(x), o); break;
+          case 'u16': b.writeUInt16LE(Number(x), o); break;
+          case 'u32': b.writeUInt32LE(Number(x) >>> 0, o); break;
+          case 'u64': b.writeBigUInt64LE(BigInt(x), o); break;
+          case 'be16': b.writeUInt16BE(Number(x), o); break;
+          case 'be32': b.writeUInt32BE(Number(x) >>> 0, o); break;
+        }
+      }
+      return b;
+    },
+    decode(b, at = 0) {
+      const v = {} as Record<string, number | bigint>;
+      for (const [f, t] of fields) {
+        const o = at + offsets[f];
+        switch (t) {
+          case 'u8': v[f] = b.readUInt8(o); break;
+          case 'u16': v[f] = b.readUInt16LE(o); break;
+          case 'u32': v[f] = b.readUInt32LE(o); break;
+          case 'u64': v[f] = b.readBigUInt64LE(o); break;
+          case 'be16': v[f] = b.readUInt16BE(o); break;
+          case 'be32': v[f] = b.readUInt32BE(o); break;
+        }
+      }
+      return v as T;
+    },
+  };
+}
+
+/** IPv4 address text ↔ the number a be32 field holds. */
+export function ipv4ToNumber(ip: string): number {
+  const p = ip.split('.').map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`${ip} is not an IPv4 address`);
+  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+}
+
+export function numberToIPv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
+}
+
+export type Endpoint = { ep_id: number; ipv4: number; identity: number; flags: number };
+export const endpointCodec = struct<Endpoint>('mbr_endpoint', [
+  ['ep_id', 'u32'],
+  ['ipv4', 'be32'],
+  ['identity', 'u32'],
+  ['flags', 'u32'],
+]);
+
+export const EndpointFlags = { INGRESS_ENFORCED: 1, EGRESS_ENFORCED: 2, INGRESS_DEFAULT_DENY: 4, EGRESS_DEFAULT_DENY: 8 } as const;
+
+export type IPCacheKey = { prefixlen: number; addr: number };
+export const ipcacheKeyCodec = struct<IPCacheKey>('mbr_ipcache_key', [
+  ['prefixlen', 'u32'],
+  ['addr', 'be32'],
+]);
+
+export type IPCacheValue = { identity: number; ep_id: number };
+export const ipcacheValueCodec = struct<IPCacheValue>('mbr_ipcache_value', [
+  ['identity', 'u32'],
+  ['ep_id', 'u32'],
+]);
+
+export type PolicyKey = { prefixlen: number; identity: number; direction: number; proto: number; dport: number };
+export const policyKeyCodec = struct<PolicyKey>('mbr_policy_key', [
+  ['prefixlen', 'u32'],
+  ['identity', 'be32'],
+  ['direction', 'u8'],
+  ['proto', 'u8'],
+  ['dport', 'be16'],
+]);
+export const POLICY_FIXED_BITS = 40;
+
+export type PolicyValue = { deny: number; l7: number; proxy_port: number; cookie: number };
+export const policyValueCodec = struct<PolicyValue>('mbr_policy_value', [
+  ['deny', 'u8'],
+  ['l7', 'u8'],
+  ['proxy_port', 'u16'],
+  ['cookie', 'u32'],
+]);
+
+export type CTKey = { saddr: number; daddr: number; sport: number; dport: number; proto: number; direction: number; pad: number; ep_id: number };
+export const ctKeyCodec = struct<CTKey>('mbr_ct_key', [
+  ['saddr', 'be32'],
+  ['daddr', 'be32'],
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+  ['proto', 'u8'],
+  ['direction', 'u8'],
+  ['pad', 'u16'],
+  ['ep_id', 'u32'],
+]);
+
+export type CTValue = {
+  created_ns: bigint;
+  expires_ns: bigint;
+  peer_identity: number;
+  cookie: number;
+  packets_fwd: number;
+  packets_rev: number;
+  proxy_port: number;
+  l7: number;
+  flags: number;
+};
+export const ctValueCodec = struct<CTValue>('mbr_ct_value', [
+  ['created_ns', 'u64'],
+  ['expires_ns', 'u64'],
+  ['peer_identity', 'u32'],
+  ['cookie', 'u32'],
+  ['packets_fwd', 'u32'],
+  ['packets_rev', 'u32'],
+  ['proxy_port', 'u16'],
+  ['l7', 'u8'],
+  ['flags', 'u8'],
+]);
+
+export type DatapathEvent = {
+  ts_ns: bigint;
+  type: number;
+  direction: number;
+  proto: number;
+  tcp_flags: number;
+  verdict: number;
+  is_reply: number;
+  l7: number;
+  pad: number;
+  drop_reason: number;
+  proxy_port: number;
+  ep_id: number;
+  src_identity: number;
+  dst_identity: number;
+  saddr: number;
+  daddr: number;
+  sport: number;
+  dport: number;
+  ifindex: number;
+  cookie: number;
+  len: number;
+};
+export const eventCodec = struct<DatapathEvent>('mbr_event', [
+  ['ts_ns', 'u64'],
+  ['type', 'u8'],
+  ['direction', 'u8'],
+  ['proto', 'u8'],
+  ['tcp_flags', 'u8'],
+  ['verdict', 'u8'],
+  ['is_reply', 'u8'],
+  ['l7', 'u8'],
+  ['pad', 'u8'],
+  ['drop_reason', 'u16'],
+  ['proxy_port', 'u16'],
+  ['ep_id', 'u32'],
+  ['src_identity', 'u32'],
+  ['dst_identity', 'u32'],
+  ['saddr', 'be32'],
+  ['daddr', 'be32'],
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+  ['ifindex', 'u32'],
+  ['cookie', 'u32'],
+  ['len', 'u32'],
+]);
+
+export const EventType = { TRACE: 1, DROP: 2 } as const;
+export const Verdict = { FORWARDED: 1, DROPPED: 2 } as const;
+export const Direction = { INGRESS: 0, EGRESS: 1 } as const;
+
+export type MetricsValue = { packets: bigint; bytes: bigint };
+export const metricsValueCodec = struct<MetricsValue>('mbr_metrics_value', [
+  ['packets', 'u64'],
+  ['bytes', 'u64'],
+]);
+export const METRICS_ENTRIES = 512;
+export const METRICS_LOST_EVENTS = 255 * 2;
+
+export type Config = { flags: number; wakeup_bytes: number };
+export const configCodec = struct<Config>('mbr_config', [
+  ['flags', 'u32'],
+  ['wakeup_bytes', 'u32'],
+]);
+
+export const ALL_CODECS: Codec<Record<string, number | bigint>>[] = [
+  endpointCodec,
+  ipcacheKeyCodec,
+  ipcacheValueCodec,
+  policyKeyCodec,
+  policyValueCodec,
+  ctKeyCodec,
+  ctValueCodec,
+  eventCodec,
+  metricsValueCodec,
+  configCodec,
+] as unknown as Codec<Record<string, number | bigint>>[];
+
+/** Drop reasons (Cilium's numbers) the programs use. */
+export const DropReason = { INVALID_SIP: 132, POLICY: 133, INVALID_PACKET: 134, UNSUPPORTED_L3: 139, POLICY_DENY: 181 } as const;
+export const MARK_TO_PROXY = 0x0a00;
