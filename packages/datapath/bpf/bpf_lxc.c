@@ -68,7 +68,7 @@ struct {
  */
 struct mbr_policy_inner {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 65536);
 	__uint(key_size, sizeof(struct mbr_policy_key));
 	__uint(value_size, sizeof(struct mbr_policy_value));
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -4,3 +4,7 @@ export * from './native.js';
 export * from './ringbuf-records.js';
 export * from './sk-buff.js';
 export * from './socket-fd.js';
+export * from './codecs.js';
+export * from './cleanup.js';
+export * from './netlink.js';
+export * from './datapath.js';

@@ -1,0 +1,293 @@
+/**
+ * Datapath: the loaded endpoint programs and their pinned maps, and every
+ * operation the agent performs on them. Maps are pinned under the pin root
+ * (default /sys/fs/bpf/membrane) and reused on the next load, so a restarted
+ * agent finds conntrack, ipcache and policies as it left them while the
+ * programs, attached to the veths, kept enforcing.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { POLICY_FIXED_BITS, Direction as Dir, EndpointFlags, METRICS_ENTRIES, METRICS_LOST_EVENTS, configCodec, ctKeyCodec, ctValueCodec, endpointCodec, eventCodec, ipcacheKeyCodec, ipcacheValueCodec, ipv4ToNumber, metricsValueCodec, policyKeyCodec, policyValueCodec, type CTKey, type CTValue, type DatapathEvent, type Endpoint } from './codecs.js';
+import { native, BPF_ANY, BPF_F_NO_PREALLOC, type BpfObjectHandle, type NativeBinding, type RingBufferHandle } from './native.js';
+import { splitRecords } from './ringbuf-records.js';
+
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/membrane';
+export const LXC_OBJECT = fileURLToPath(new URL('../dist/bpf/bpf_lxc.o', import.meta.url));
+const POLICY_INNER_MAX = 65536;
+
+export interface DatapathOptions {
+  /** Where maps are pinned (a directory on a bpf filesystem). */
+  pinRoot?: string;
+  objectPath?: string;
+  /** Wake the event reader once this much event data waits (0: never force; the reader polls). */
+  wakeupBytes?: number;
+}
+
+/** One policy-map entry as the kernel holds it. */
+export interface PolicyMapWrite {
+  identity: number;
+  direction: 'ingress' | 'egress';
+  proto: number;
+  port: number;
+  /** Fixed leading bits over protocol and port: 0 (every protocol), 8 (one protocol), 8 + n (a port block). */
+  prefix: number;
+  deny: boolean;
+  l7: number;
+  proxyPort: number;
+  cookie: number;
+}
+
+export interface EndpointState {
+  epId: number;
+  ipv4: string;
+  identity: number;
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  ingressDefaultDeny: boolean;
+  egressDefaultDeny: boolean;
+}
+
+export function endpointFlags(s: Pick<EndpointState, 'ingressEnforced' | 'egressEnforced' | 'ingressDefaultDeny' | 'egressDefaultDeny'>): number {
+  return (
+    (s.ingressEnforced ? EndpointFlags.INGRESS_ENFORCED : 0) |
+    (s.egressEnforced ? EndpointFlags.EGRESS_ENFORCED : 0) |
+    (s.ingressDefaultDeny ? EndpointFlags.INGRESS_DEFAULT_DENY : 0) |
+    (s.egressDefaultDeny ? EndpointFlags.EGRESS_DEFAULT_DENY : 0)
+  );
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+export function encodePolicyKey(w: Pick<PolicyMapWrite, 'identity' | 'direction' | 'proto' | 'port' | 'prefix'>): Buffer {
+  return policyKeyCodec.encode({
+    prefixlen: POLICY_FIXED_BITS + w.prefix,
+    identity: w.identity,
+    direction: w.direction === 'ingress' ? Dir.INGRESS : Dir.EGRESS,
+    proto: w.prefix === 0 ? 0 : w.proto,
+    dport: w.prefix <= 8 ? 0 : w.port,
+  });
+}
+
+export function encodePolicyValue(w: Pick<PolicyMapWrite, 'deny' | 'l7' | 'proxyPort' | 'cookie'>): Buffer {
+  return policyValueCodec.encode({ deny: w.deny ? 1 : 0, l7: w.deny ? 0 : w.l7, proxy_port: w.proxyPort, cookie: w.cookie });
+}
+
+export class Datapath {
+  private ring?: RingBufferHandle;
+  private pollTimer?: NodeJS.Timeout;
+  private closed = false;
+
+  private constructor(
+    readonly nb: NativeBinding,
+    readonly pinRoot: string,
+    private readonly object: BpfObjectHandle,
+    readonly progs: { fromContainer: number; toContainer: number },
+    readonly maps: { endpoints: number; ipcache: number; policy: number; ct: number; events: number; metrics: number; config: number },
+  ) {}
+
+  /** Load the endpoint programs, reusing the maps pinned under the pin root (creating them the first time). */
+  static open(opts: DatapathOptions = {}): Datapath {
+    const nb = native();
+    const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
+    const bpffs = pinRoot.split('/').slice(0, 4).join('/');
+    nb.ensureBpffs(bpffs.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : bpffs);
+    mkdirSync(pinRoot, { recursive: true });
+    const path = opts.objectPath ?? LXC_OBJECT;
+    if (!existsSync(path)) throw new Error(`the endpoint programs are not built (${path} is missing): run \`npm run build\` (needs clang: apt-get install clang llvm libbpf-dev)`);
+    const obj = nb.openObject(path, { pinRoot });
+    try {
+      nb.loadObject(obj);
+      const progs = Object.fromEntries(nb.objectPrograms(obj).map((p) => [p.name, p.fd]));
+      const maps = Object.fromEntries(nb.objectMaps(obj).map((m) => [m.name, m.fd]));
+      const need = (name: string, table: Record<string, number>) => {
+        const fd = table[name];
+        if (fd === undefined || fd < 0) throw new Error(`${path} has no ${name}`);
+        return fd;
+      };
+      const dp = new Datapath(
+        nb,
+        pinRoot,
+        obj,
+        { fromContainer: need('from_container', progs), toContainer: need('to_container', progs) },
+        {
+          endpoints: need('mbr_endpoints', maps),
+          ipcache: need('mbr_ipcache', maps),
+          policy: need('mbr_policy', maps),
+          ct: need('mbr_ct', maps),
+          events: need('mbr_events', maps),
+          metrics: need('mbr_metrics', maps),
+          config: need('mbr_config', maps),
+        },
+      );
+      dp.setConfig({ flags: 0, wakeup_bytes: opts.wakeupBytes ?? 64 * 1024 });
+      return dp;
+    } catch (e) {
+      nb.closeObject(obj);
+      throw e;
+    }
+  }
+
+  /** Remove every pinned map (`membrane down`, test cleanup). Programs go with their tc filters. */
+  static unpinAll(pinRoot: string = DEFAULT_PIN_ROOT): void {
+    if (!existsSync(pinRoot)) return;
+    for (const name of readdirSync(pinRoot)) {
+      if (!name.startsWith('mbr')) continue;
+      rmSync(`${pinRoot}/${name}`, { force: true, recursive: true });
+    }
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+
+  setConfig(c: { flags: number; wakeup_bytes: number }): void {
+    this.nb.mapUpdate(this.maps.config, u32(0), configCodec.encode(c));
+  }
+
+  /** Attach from_container (tc ingress) and to_container (tc egress) to an endpoint's host-side veth. */
+  attach(ifindex: number, name = `ifindex ${ifindex}`): void {
+    this.nb.tcAttach(ifindex, 'ingress', this.progs.fromContainer, { handle: 1, priority: 1, replace: true, name: `from-container to ${name}` });
+    this.nb.tcAttach(ifindex, 'egress', this.progs.toContainer, { handle: 1, priority: 1, replace: true, name: `to-container to ${name}` });
+  }
+
+  detach(ifindex: number): void {
+    this.nb.tcDetach(ifindex, 'ingress', { handle: 1, priority: 1 });
+    this.nb.tcDetach(ifindex, 'egress', { handle: 1, priority: 1 });
+  }
+
+  setEndpoint(ifindex: number, ep: Endpoint): void {
+    this.nb.mapUpdate(this.maps.endpoints, u32(ifindex), endpointCodec.encode(ep));
+  }
+
+  getEndpoint(ifindex: number): Endpoint | undefined {
+    const v = this.nb.mapLookup(this.maps.endpoints, u32(ifindex));
+    return v ? endpointCodec.decode(v) : undefined;
+  }
+
+  deleteEndpoint(ifindex: number): boolean {
+    return this.nb.mapDelete(this.maps.endpoints, u32(ifindex));
+  }
+
+  listEndpoints(): { ifindex: number; endpoint: Endpoint }[] {
+    const r = this.nb.mapLookupBatch(this.maps.endpoints);
+    const out: { ifindex: number; endpoint: Endpoint }[] = [];
+    for (let i = 0; i < r.count; i++) {
+      out.push({ ifindex: r.keys.readUInt32LE(i * 4), endpoint: endpointCodec.decode(r.values, i * endpointCodec.size) });
+    }
+    return out;
+  }
+
+  ipcacheUpsert(cidr: string, identity: number, epId = 0): void {
+    const [addr, len] = cidr.includes('/') ? cidr.split('/') : [cidr, '32'];
+    this.nb.mapUpdate(this.maps.ipcache, ipcacheKeyCodec.encode({ prefixlen: Number(len), addr: ipv4ToNumber(addr!) }), ipcacheValueCodec.encode({ identity, ep_id: epId }));
+  }
+
+  ipcacheDelete(cidr: string): boolean {
+    const [addr, len] = cidr.includes('/') ? cidr.split('/') : [cidr, '32'];
+    return this.nb.mapDelete(this.maps.ipcache, ipcacheKeyCodec.encode({ prefixlen: Number(len), addr: ipv4ToNumber(addr!) }));
+  }
+
+  ipcacheLookup(ip: string): { identity: number; ep_id: number } | undefined {
+    const v = this.nb.mapLookup(this.maps.ipcache, ipcacheKeyCodec.encode({ prefixlen: 32, addr: ipv4ToNumber(ip) }));
+    return v ? ipcacheValueCodec.decode(v) : undefined;
+  }
+
+  /**
+   * Replace an endpoint's policy map at once: a new inner map is filled
+   * completely, then swapped into mbr_policy in one update, so every packet
+   * is judged by the old entries or by the new ones, never by a mixture.
+   */
+  replacePolicy(epId: number, writes: readonly PolicyMapWrite[]): void {
+    if (writes.length > POLICY_INNER_MAX) throw new Error(`endpoint ${epId}: ${writes.length} policy entries exceed the map's ${POLICY_INNER_MAX}`);
+    const inner = this.nb.mapCreate(this.nb.mapTypes['lpm_trie']!, `mbr_pol_${epId}`.slice(0, 15), policyKeyCodec.size, policyValueCodec.size, POLICY_INNER_MAX, { flags: BPF_F_NO_PREALLOC });
+    try {
+      if (writes.length > 0) {
+        const keys = Buffer.concat(writes.map(encodePolicyKey));
+        const values = Buffer.concat(writes.map(encodePolicyValue));
+        this.nb.mapUpdateBatch(inner, keys, values, BPF_ANY);
+      }
+      const v = Buffer.alloc(4);
+      v.writeUInt32LE(inner);
+      this.nb.mapUpdate(this.maps.policy, u32(epId), v, BPF_ANY);
+    } finally {
+      // The outer map holds its own reference from here on.
+      this.nb.closeFd(inner);
+    }
+  }
+
+  removePolicy(epId: number): boolean {
+    return this.nb.mapDelete(this.maps.policy, u32(epId));
+  }
+
+  hasPolicy(epId: number): boolean {
+    return this.nb.mapLookup(this.maps.policy, u32(epId)) !== null;
+  }
+
+  /** Per-reason counters summed over CPUs: index = reason * 2 + direction. */
+  metrics(): Map<number, { packets: bigint; bytes: bigint }> {
+    const out = new Map<number, { packets: bigint; bytes: bigint }>();
+    const cpus = this.nb.numPossibleCpus();
+    for (let i = 0; i < METRICS_ENTRIES; i++) {
+      const v = this.nb.mapLookup(this.maps.metrics, u32(i));
+      if (!v) continue;
+      let packets = 0n;
+      let bytes = 0n;
+      // A per-CPU value holds one (8-byte aligned) slot per possible CPU.
+      for (let c = 0; c < cpus; c++) {
+        const m = metricsValueCodec.decode(v, c * metricsValueCodec.size);
+        packets += m.packets;
+        bytes += m.bytes;
+      }
+      if (packets > 0n) out.set(i, { packets, bytes });
+    }
+    return out;
+  }
+
+  lostEvents(): bigint {
+    return this.metrics().get(METRICS_LOST_EVENTS)?.packets ?? 0n;
+  }
+
+  /**
+   * Deliver datapath events: the reader is woken by the kernel once
+   * wakeupBytes of data wait, and polls every pollMs otherwise.
+   */
+  onEvents(cb: (events: DatapathEvent[]) => void, pollMs = 50): void {
+    if (this.ring) throw new Error('events are already being read');
+    this.ring = this.nb.ringbufOpen(this.maps.events, (batch) => cb(splitRecords(batch).map((r) => eventCodec.decode(r))));
+    this.pollTimer = setInterval(() => {
+      if (this.ring) this.nb.ringbufConsume(this.ring);
+    }, pollMs);
+    this.pollTimer.unref();
+  }
+
+  /** Read what is pending now (tests). */
+  drainEvents(): void {
+    if (this.ring) this.nb.ringbufConsume(this.ring);
+  }
+
+  ctEntries(): { key: CTKey; value: CTValue }[] {
+    const r = this.nb.mapLookupBatch(this.maps.ct);
+    const out: { key: CTKey; value: CTValue }[] = [];
+    for (let i = 0; i < r.count; i++) {
+      out.push({ key: ctKeyCodec.decode(r.keys, i * ctKeyCodec.size), value: ctValueCodec.decode(r.values, i * ctValueCodec.size) });
+    }
+    return out;
+  }
+
+  /** Delete expired conntrack entries; returns how many. `now` is CLOCK_MONOTONIC in ns (bpf_ktime_get_ns). */
+  ctGc(now: bigint = process.hrtime.bigint()): number {
+    const expired = this.ctEntries().filter((e) => e.value.expires_ns <= now);
+    if (expired.length === 0) return 0;
+    return this.nb.mapDeleteBatch(this.maps.ct, Buffer.concat(expired.map((e) => ctKeyCodec.encode(e.key)))).count;
+  }
+
+  /** Close our handles. Pinned maps and attached programs stay: enforcement continues. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.ring) this.nb.ringbufClose(this.ring);
+    this.nb.closeObject(this.object);
+  }
+}
