@@ -1,0 +1,2 @@
+export * from './policy-writes.js';
+export * from './realizer.js';

@@ -1,0 +1,46 @@
+/**
+ * An endpoint's MapState → the writes of its kernel policy map and the
+ * enforcement flags of its endpoint entry (the policy-map model of
+ * packages/policy/src/policy-map.ts, encoded for bpf/lib/abi.h).
+ */
+import type { PolicyMapWrite } from '@membrane/datapath';
+import { L7Parser, entryPrefix, toPolicyMapEntries, type EndpointPolicy, type PolicyMapEntry } from '@membrane/policy';
+
+export interface ProxyPorts {
+  /** Port of the HTTP proxy listener; 0 until the L7 proxy runs. */
+  http?: number;
+  dns?: number;
+}
+
+export interface EndpointPolicyWrites {
+  writes: PolicyMapWrite[];
+  /** The policy-map entries, in the order of their cookies (cookie = index + 1). */
+  entries: PolicyMapEntry[];
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  ingressDefaultDeny: boolean;
+  egressDefaultDeny: boolean;
+}
+
+export function policyMapWrites(policy: EndpointPolicy, proxy: ProxyPorts = {}): EndpointPolicyWrites {
+  const entries = [...toPolicyMapEntries(policy.ingress), ...toPolicyMapEntries(policy.egress)];
+  const writes = entries.map((e, i) => ({
+    identity: e.identity,
+    direction: e.direction,
+    proto: e.proto,
+    port: e.port,
+    prefix: entryPrefix(e),
+    deny: e.deny,
+    l7: e.deny ? L7Parser.NONE : e.l7,
+    proxyPort: e.deny || e.l7 === L7Parser.NONE ? 0 : (e.l7 === L7Parser.DNS ? proxy.dns : proxy.http) ?? 0,
+    cookie: i + 1,
+  }));
+  return {
+    writes,
+    entries,
+    ingressEnforced: policy.ingress.enforced,
+    egressEnforced: policy.egress.enforced,
+    ingressDefaultDeny: policy.ingress.enforced && policy.ingress.defaultDeny,
+    egressDefaultDeny: policy.egress.enforced && policy.egress.defaultDeny,
+  };
+}
