@@ -13,7 +13,8 @@ export type DatapathErrorCode =
   | 'MEMBRANE_E_ADDON_BROKEN'
   | 'MEMBRANE_E_NOT_ROOT'
   | 'MEMBRANE_E_KERNEL_FEATURE'
-  | 'MEMBRANE_E_NOT_LINUX';
+  | 'MEMBRANE_E_NOT_LINUX'
+  | 'MEMBRANE_E_NOT_BUILT';
 
 export interface DatapathErrorDetails {
   errno?: number;

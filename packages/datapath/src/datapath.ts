@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { POLICY_FIXED_BITS, Direction as Dir, EndpointFlags, METRICS_ENTRIES, METRICS_LOST_EVENTS, configCodec, ctKeyCodec, ctValueCodec, endpointCodec, eventCodec, ipcacheKeyCodec, ipcacheValueCodec, ipv4ToNumber, metricsValueCodec, policyKeyCodec, policyValueCodec, type CTKey, type CTValue, type DatapathEvent, type Endpoint } from './codecs.js';
 import { native, BPF_ANY, BPF_F_NO_PREALLOC, type BpfObjectHandle, type NativeBinding, type RingBufferHandle } from './native.js';
 import { splitRecords } from './ringbuf-records.js';
+import { DatapathError, requireRoot } from './datapath-error.js';
+import { requireKernelFeatures } from './kernel-features.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/membrane';
 export const LXC_OBJECT = fileURLToPath(new URL('../dist/bpf/bpf_lxc.o', import.meta.url));
@@ -91,13 +93,20 @@ export class Datapath {
 
   /** Load the endpoint programs, reusing the maps pinned under the pin root (creating them the first time). */
   static open(opts: DatapathOptions = {}): Datapath {
+    requireRoot('load the datapath');
+    const path = opts.objectPath ?? LXC_OBJECT;
+    if (!existsSync(path)) {
+      throw new DatapathError(
+        `the endpoint programs are not built (${path} is missing): run \`npm run build\`, which compiles them with clang (apt-get install clang llvm libbpf-dev)`,
+        'MEMBRANE_E_NOT_BUILT',
+      );
+    }
     const nb = native();
+    requireKernelFeatures(nb);
     const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
     const bpffs = pinRoot.split('/').slice(0, 4).join('/');
     nb.ensureBpffs(bpffs.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : bpffs);
     mkdirSync(pinRoot, { recursive: true });
-    const path = opts.objectPath ?? LXC_OBJECT;
-    if (!existsSync(path)) throw new Error(`the endpoint programs are not built (${path} is missing): run \`npm run build\` (needs clang: apt-get install clang llvm libbpf-dev)`);
     const obj = nb.openObject(path, { pinRoot });
     try {
       nb.loadObject(obj);
