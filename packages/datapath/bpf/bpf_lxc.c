@@ -284,13 +284,23 @@ static __always_inline int policy_check(const struct mbr_endpoint *ep, __u8 dir,
 {
 	__u32 enforced = dir == MBR_DIR_EGRESS ? MBR_EP_F_EGRESS_ENFORCED : MBR_EP_F_INGRESS_ENFORCED;
 	__u32 default_deny = dir == MBR_DIR_EGRESS ? MBR_EP_F_EGRESS_DEFAULT_DENY : MBR_EP_F_INGRESS_DEFAULT_DENY;
-	struct mbr_policy_value *a, *b;
+	struct mbr_policy_value *a, *b, *meta;
 	struct mbr_policy_key k = {};
+	__u32 forced = ep->flags, mflags = 0;
 	void *inner;
 
-	if (!(ep->flags & enforced))
-		return 1;
 	inner = bpf_map_lookup_elem(&mbr_policy, &ep->ep_id);
+	if (inner) {
+		/* Enforcement travels with the entries: both change in one map swap. */
+		k.prefixlen = MBR_POLICY_FIXED_BITS + 24;
+		k.identity = bpf_htonl(MBR_POLICY_META_IDENTITY);
+		k.direction = dir;
+		meta = bpf_map_lookup_elem(inner, &k);
+		if (meta)
+			mflags = meta->cookie;
+	}
+	if (!(forced & enforced) && !(mflags & MBR_POLICY_META_ENFORCED))
+		return 1;
 	if (!inner)
 		goto none;
 	k.prefixlen = MBR_POLICY_FIXED_BITS + 24;
@@ -314,7 +324,7 @@ static __always_inline int policy_check(const struct mbr_endpoint *ep, __u8 dir,
 		return 1;
 	}
 none:
-	if (ep->flags & default_deny) {
+	if ((forced & default_deny) || (mflags & MBR_POLICY_META_DEFAULT_DENY)) {
 		*reason = MBR_DROP_POLICY;
 		return 0;
 	}

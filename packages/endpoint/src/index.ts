@@ -1,2 +1,3 @@
 export * from './policy-writes.js';
 export * from './realizer.js';
+export * from './ipcache-sync.js';

@@ -6,6 +6,11 @@
 import type { PolicyMapWrite } from '@membrane/datapath';
 import { L7Parser, entryPrefix, toPolicyMapEntries, type EndpointPolicy, type PolicyMapEntry } from '@membrane/policy';
 
+/** The meta entry of a direction: its key's identity, and the bits its cookie holds. */
+export const META_IDENTITY = 0xffffffff;
+export const META_ENFORCED = 1;
+export const META_DEFAULT_DENY = 2;
+
 export interface ProxyPorts {
   /** Port of the HTTP proxy listener; 0 until the L7 proxy runs. */
   http?: number;
@@ -35,6 +40,11 @@ export function policyMapWrites(policy: EndpointPolicy, proxy: ProxyPorts = {}):
     proxyPort: e.deny || e.l7 === L7Parser.NONE ? 0 : (e.l7 === L7Parser.DNS ? proxy.dns : proxy.http) ?? 0,
     cookie: i + 1,
   }));
+  // The enforcement of each direction travels in the map (see MBR_POLICY_META_* in abi.h).
+  for (const [direction, dp] of [['ingress', policy.ingress], ['egress', policy.egress]] as const) {
+    const bits = (dp.enforced ? META_ENFORCED : 0) | (dp.enforced && dp.defaultDeny ? META_DEFAULT_DENY : 0);
+    writes.push({ identity: META_IDENTITY, direction, proto: 0, port: 0, prefix: 24, deny: false, l7: 0, proxyPort: 0, cookie: bits });
+  }
   return {
     writes,
     entries,

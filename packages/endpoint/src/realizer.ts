@@ -1,10 +1,10 @@
 /**
  * EndpointRealizer: makes the kernel enforce an endpoint's desired policy.
  * It compares what it wants to install with what it installed last and, on a
- * change, writes in an order that never opens a window: enforcement flags
- * first widened to the union of old and new (the stricter of both), then the
- * policy map swapped at once, then the new flags. A packet that both the old
- * and the new policy deny is denied at every step.
+ * change, fills a new policy map (entries and each direction's enforcement
+ * together) and swaps it in with one update: every packet is judged wholly
+ * by the old policy or wholly by the new one, so a packet both deny is never
+ * let through and a packet both allow is never dropped.
  */
 import { endpointFlags, ipv4ToNumber, type Endpoint, type PolicyMapWrite } from '@membrane/datapath';
 import type { EndpointPolicy, PolicyMapEntry, RuleOrigin } from '@membrane/policy';
@@ -54,18 +54,15 @@ export class EndpointRealizer {
     const fingerprint = JSON.stringify(w.writes);
     const old = this.installed.get(ep.epId);
     const current = this.dp.getEndpoint(ep.ifindex);
-    const oldFlags = current && current.ep_id === ep.epId ? current.flags : 0;
-    const same = old && old.fingerprint === fingerprint && old.flags === flags && current && current.identity === ep.identity && current.ipv4 === ipv4ToNumber(ep.ipv4);
+    const same = old && old.fingerprint === fingerprint && current && current.ep_id === ep.epId && current.identity === ep.identity && current.ipv4 === ipv4ToNumber(ep.ipv4) && current.flags === 0;
     if (same) return { changed: false, entries: w.writes.length };
 
-    const entry = (f: number): Endpoint => ({ ep_id: ep.epId, ipv4: ipv4ToNumber(ep.ipv4), identity: ep.identity, flags: f });
     this.dp.ipcacheUpsert(`${ep.ipv4}/32`, ep.identity, ep.epId);
-    // 1. The stricter of old and new enforcement while the map changes.
-    this.dp.setEndpoint(ep.ifindex, entry(oldFlags | flags));
-    // 2. The whole map at once.
     if (!old || old.fingerprint !== fingerprint) this.dp.replacePolicy(ep.epId, w.writes);
-    // 3. The new enforcement.
-    if ((oldFlags | flags) !== flags) this.dp.setEndpoint(ep.ifindex, entry(flags));
+    // The endpoint entry forces no enforcement of its own: it all lives in the map.
+    if (!current || current.ep_id !== ep.epId || current.identity !== ep.identity || current.ipv4 !== ipv4ToNumber(ep.ipv4) || current.flags !== 0) {
+      this.dp.setEndpoint(ep.ifindex, { ep_id: ep.epId, ipv4: ipv4ToNumber(ep.ipv4), identity: ep.identity, flags: 0 });
+    }
     this.installed.set(ep.epId, { ep, flags, fingerprint, entries: w.entries });
     return { changed: true, entries: w.writes.length };
   }

@@ -26,6 +26,12 @@ struct mbr_endpoint {
 	__u32 flags; /* MBR_EP_F_* */
 };
 
+/*
+ * Enforcement flags. The realizer keeps each direction's enforcement in the
+ * endpoint's policy map itself (the meta entry below), so that one map swap
+ * changes entries and enforcement together. Flags set here force enforcement
+ * on top of that (e.g. quarantine), whatever the policy map says.
+ */
 #define MBR_EP_F_INGRESS_ENFORCED (1u << 0)
 #define MBR_EP_F_EGRESS_ENFORCED (1u << 1)
 #define MBR_EP_F_INGRESS_DEFAULT_DENY (1u << 2)
@@ -57,6 +63,15 @@ struct mbr_policy_key {
 };
 
 #define MBR_POLICY_FIXED_BITS 40
+
+/*
+ * The meta entry of a direction: key identity MBR_POLICY_META_IDENTITY (no
+ * real identity has it), proto 0, port 0, full prefix; its value's cookie
+ * holds MBR_POLICY_META_* bits for that direction.
+ */
+#define MBR_POLICY_META_IDENTITY 0xffffffffu
+#define MBR_POLICY_META_ENFORCED (1u << 0)
+#define MBR_POLICY_META_DEFAULT_DENY (1u << 1)
 
 struct mbr_policy_value {
 	__u8 deny;

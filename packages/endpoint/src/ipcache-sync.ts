@@ -1,0 +1,44 @@
+/**
+ * Keeps the kernel's ipcache equal to the IPCache model: entries the model
+ * has are written, entries the kernel has that the model lost are deleted.
+ * New and changed entries go in before stale ones leave, so an address is
+ * never unknown (world) while it moves from one identity to another.
+ */
+import type { IPCacheEntry } from '@membrane/identity';
+import { formatPrefix } from '@membrane/policy';
+
+export interface IPCacheDatapath {
+  ipcacheUpsert(cidr: string, identity: number, epId?: number): void;
+  ipcacheDelete(cidr: string): boolean;
+}
+
+export class IPCacheSync {
+  private readonly installed = new Map<string, { identity: number; epId: number }>();
+
+  constructor(private readonly dp: IPCacheDatapath) {}
+
+  /** Bring the kernel to `entries` (IPv4 only: the datapath has no IPv6 yet). Returns the number of writes and deletes. */
+  sync(entries: readonly IPCacheEntry[]): { written: number; deleted: number } {
+    const want = new Map<string, { identity: number; epId: number }>();
+    for (const e of entries) {
+      if (e.prefix.family !== 4) continue;
+      want.set(formatPrefix(e.prefix), { identity: e.identity, epId: e.endpointId ?? 0 });
+    }
+    let written = 0;
+    let deleted = 0;
+    for (const [cidr, v] of want) {
+      const old = this.installed.get(cidr);
+      if (old && old.identity === v.identity && old.epId === v.epId) continue;
+      this.dp.ipcacheUpsert(cidr, v.identity, v.epId);
+      this.installed.set(cidr, v);
+      written++;
+    }
+    for (const cidr of [...this.installed.keys()]) {
+      if (want.has(cidr)) continue;
+      this.dp.ipcacheDelete(cidr);
+      this.installed.delete(cidr);
+      deleted++;
+    }
+    return { written, deleted };
+  }
+}
