@@ -23,6 +23,11 @@ export interface DatapathOptions {
   objectPath?: string;
   /** Wake the event reader once this much event data waits (0: never force; the reader polls). */
   wakeupBytes?: number;
+  /**
+   * Map name → max entries, overriding the object's sizes (tests: a small ring
+   * or conntrack table). libbpf refuses to reuse a map pinned with another size.
+   */
+  maxEntries?: Record<string, number>;
 }
 
 /** One policy-map entry as the kernel holds it. */
@@ -109,7 +114,7 @@ export class Datapath {
     mkdirSync(pinRoot, { recursive: true });
     const obj = nb.openObject(path, { pinRoot });
     try {
-      nb.loadObject(obj);
+      nb.loadObject(obj, opts.maxEntries ? { maxEntries: opts.maxEntries } : {});
       const progs = Object.fromEntries(nb.objectPrograms(obj).map((p) => [p.name, p.fd]));
       const maps = Object.fromEntries(nb.objectMaps(obj).map((m) => [m.name, m.fd]));
       const need = (name: string, table: Record<string, number>) => {

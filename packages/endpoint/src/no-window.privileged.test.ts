@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Datapath, native, TC_ACT_OK, TC_ACT_SHOT } from '@membrane/datapath';
-import { buildPacket } from '../../datapath/dist/test/packets.js';
+import { buildPacket } from '@membrane/datapath/testing';
 
 const root = process.geteuid?.() === 0;
 

@@ -1,0 +1,3 @@
+// Test helpers other packages' tests use through `@membrane/datapath/testing`.
+export * from './lxc-harness.js';
+export * from './packets.js';
