@@ -49,3 +49,19 @@ test('bench/policy-scale --quick prints the figures cli.md names, last line JSON
   for (const n of [10, 100, 1000]) for (const m of [100, 1000]) assert.equal(typeof j.figures[`resolve_ms_${n}x${m}`], 'number');
   assert.ok(j.figures['growth_ratio_max']! > 0);
 });
+
+test('bench/datapath --quick prints the figures cli.md names, last line JSON', { timeout: 180_000 }, (t) => {
+  if (process.geteuid?.() !== 0) {
+    t.skip('SKIPPED: bench/datapath needs root (CAP_BPF/CAP_NET_ADMIN): run as root');
+    return;
+  }
+  const r = spawnSync(`${repoRoot}/bench/datapath`, ['--quick'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bench: string; figures: Record<string, number> };
+  assert.equal(j.bench, 'datapath');
+  for (const k of ['rr_latency_ratio', 'rr_p99_ratio', 'conn_rate_ratio', 'apply_to_enforced_ms_1', 'apply_to_enforced_ms_100', 'apply_to_enforced_ms_1000']) {
+    assert.equal(typeof j.figures[k], 'number', k);
+    assert.ok(j.figures[k]! > 0, `${k} = ${j.figures[k]}`);
+  }
+  assert.equal(j.figures['events_lost'], 0);
+});

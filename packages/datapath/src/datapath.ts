@@ -165,9 +165,17 @@ export class Datapath {
     this.nb.tcAttach(ifindex, 'egress', this.progs.toContainer, { handle: 1, priority: 1, replace: true, name: `to-container to ${name}` });
   }
 
+  /** Detach both programs; an interface without them (or without a clsact qdisc) is left as it is. */
   detach(ifindex: number): void {
-    this.nb.tcDetach(ifindex, 'ingress', { handle: 1, priority: 1 });
-    this.nb.tcDetach(ifindex, 'egress', { handle: 1, priority: 1 });
+    for (const point of ['ingress', 'egress'] as const) {
+      try {
+        this.nb.tcDetach(ifindex, point, { handle: 1, priority: 1 });
+      } catch (e) {
+        // EINVAL: no clsact qdisc on the interface; ENODEV: the interface is gone.
+        const code = (e as { code?: string }).code;
+        if (code !== 'EINVAL' && code !== 'ENODEV' && code !== 'ENOENT') throw e;
+      }
+    }
   }
 
   setEndpoint(ifindex: number, ep: Endpoint): void {
@@ -294,6 +302,13 @@ export class Datapath {
     const expired = this.ctEntries().filter((e) => e.value.expires_ns <= now);
     if (expired.length === 0) return 0;
     return this.nb.mapDeleteBatch(this.maps.ct, Buffer.concat(expired.map((e) => ctKeyCodec.encode(e.key)))).count;
+  }
+
+  /** Delete every conntrack entry (tests and benchmarks: make the next packet of each flow a new connection). */
+  ctFlush(): number {
+    const all = this.ctEntries();
+    if (all.length === 0) return 0;
+    return this.nb.mapDeleteBatch(this.maps.ct, Buffer.concat(all.map((e) => ctKeyCodec.encode(e.key)))).count;
   }
 
   /** Close our handles. Pinned maps and attached programs stay: enforcement continues. */

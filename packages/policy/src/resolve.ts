@@ -58,8 +58,13 @@ export function rulesBySubject(rules: readonly Rule[], subjects: readonly Identi
 export class PolicyResolver {
   readonly cache: SelectorCache;
 
-  constructor(readonly ctx: SelectionContext) {
-    this.cache = new SelectorCache(ctx);
+  /** A cache may be shared across resolutions while the identities (and DNS names) it was built on stay the same. */
+  constructor(
+    readonly ctx: SelectionContext,
+    cache?: SelectorCache,
+  ) {
+    if (cache && cache.ctx !== ctx) throw new Error('a shared SelectorCache must have been built on the same SelectionContext');
+    this.cache = cache ?? new SelectorCache(ctx);
   }
 
   /** The MapState of one endpoint, given the rules that select it (see rulesBySubject). */
@@ -138,8 +143,14 @@ export function expandPorts(ports: readonly PortSpec[], named: readonly NamedPor
 }
 
 /** Resolve every subject at once, sharing one selector cache. */
-export function resolveAll(rules: readonly Rule[], ctx: SelectionContext, subjects: readonly Identity[], opts: (id: Identity) => ResolveOptions = () => ({})): Map<number, EndpointPolicy> {
-  const resolver = new PolicyResolver(ctx);
+export function resolveAll(
+  rules: readonly Rule[],
+  ctx: SelectionContext,
+  subjects: readonly Identity[],
+  opts: (id: Identity) => ResolveOptions = () => ({}),
+  cache?: SelectorCache,
+): Map<number, EndpointPolicy> {
+  const resolver = new PolicyResolver(ctx, cache);
   const selecting = rulesBySubject(rules, subjects);
   const out = new Map<number, EndpointPolicy>();
   for (const s of subjects) out.set(s.id, resolver.resolve(s, selecting.get(s.id) ?? [], opts(s)));
