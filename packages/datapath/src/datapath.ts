@@ -304,6 +304,20 @@ export class Datapath {
     return this.nb.mapDeleteBatch(this.maps.ct, Buffer.concat(expired.map((e) => ctKeyCodec.encode(e.key)))).count;
   }
 
+  /**
+   * Collect expired conntrack entries every intervalMs (Cilium's agent runs
+   * the same sweep; the LRU map also evicts under pressure). Returns a stop function.
+   */
+  startCtGc(intervalMs = 30_000, onSweep?: (deleted: number) => void): () => void {
+    const timer = setInterval(() => {
+      if (this.closed) return;
+      const n = this.ctGc();
+      onSweep?.(n);
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** Delete every conntrack entry (tests and benchmarks: make the next packet of each flow a new connection). */
   ctFlush(): number {
     const all = this.ctEntries();
