@@ -7,3 +7,4 @@ export * from './cilium-network-policy.js';
 export * from './network-policy.js';
 export * from './yaml-documents.js';
 export * from './manifest.js';
+export * from './workloads.js';

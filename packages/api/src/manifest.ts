@@ -6,11 +6,13 @@
 import { ciliumNetworkPolicy, type CiliumNetworkPolicy } from './cilium-network-policy.js';
 import { ValidationError, type DocumentRef, type ErrorCode } from './errors.js';
 import { networkPolicy, type NetworkPolicy } from './network-policy.js';
+import { deploymentSchema, namespaceSchema, podSchema, serviceAccountSchema, serviceSchema, type Deployment, type Namespace, type Pod, type Service, type ServiceAccount } from './workloads.js';
 import { Problems, isPlainObject, typeName, type Schema } from './schema.js';
 import { loadDocuments, type LoadOptions } from './yaml-documents.js';
 
 export type PolicyManifest = CiliumNetworkPolicy | NetworkPolicy;
-export type Manifest = PolicyManifest;
+export type WorkloadManifest = Namespace | ServiceAccount | Pod | Deployment | Service;
+export type Manifest = PolicyManifest | WorkloadManifest;
 
 interface KindInfo {
   apiVersion: string;
@@ -38,7 +40,19 @@ const KINDS: Record<string, KindInfo> = {
     namespaced: true,
     code: 'MEMBRANE_E_POLICY_INVALID',
   },
+  Namespace: { apiVersion: 'v1', schema: namespaceSchema as Schema<Manifest>, namespaced: false, code: 'MEMBRANE_E_MANIFEST_INVALID' },
+  ServiceAccount: { apiVersion: 'v1', schema: serviceAccountSchema as Schema<Manifest>, namespaced: true, code: 'MEMBRANE_E_MANIFEST_INVALID' },
+  Pod: { apiVersion: 'v1', schema: podSchema as Schema<Manifest>, namespaced: true, code: 'MEMBRANE_E_MANIFEST_INVALID' },
+  Deployment: { apiVersion: 'apps/v1', schema: deploymentSchema as Schema<Manifest>, namespaced: true, code: 'MEMBRANE_E_MANIFEST_INVALID' },
+  Service: { apiVersion: 'v1', schema: serviceSchema as Schema<Manifest>, namespaced: true, code: 'MEMBRANE_E_MANIFEST_INVALID' },
 };
+
+/** Every kind `membrane apply` accepts, in the order objects are applied (namespaces first). */
+export const APPLY_ORDER = ['Namespace', 'ServiceAccount', 'CiliumClusterwideNetworkPolicy', 'CiliumNetworkPolicy', 'NetworkPolicy', 'Service', 'Deployment', 'Pod'] as const;
+
+export function isNamespacedKind(kind: string): boolean {
+  return KINDS[kind]?.namespaced ?? true;
+}
 
 export const POLICY_KINDS = ['CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy', 'NetworkPolicy'] as const;
 
