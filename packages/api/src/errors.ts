@@ -9,7 +9,12 @@ export type ErrorCode =
   | 'MEMBRANE_E_POLICY_INVALID'
   | 'MEMBRANE_E_SCENARIO_INVALID'
   | 'MEMBRANE_E_IO'
-  | 'MEMBRANE_E_USAGE';
+  | 'MEMBRANE_E_USAGE'
+  | 'MEMBRANE_E_AGENT_DOWN'
+  | 'MEMBRANE_E_NOT_FOUND'
+  | 'MEMBRANE_E_CONFLICT'
+  | 'MEMBRANE_E_NOT_ROOT'
+  | 'MEMBRANE_E_INTERNAL';
 
 export class MembraneError extends Error {
   readonly code: ErrorCode;

@@ -8,3 +8,4 @@ export * from './network-policy.js';
 export * from './yaml-documents.js';
 export * from './manifest.js';
 export * from './workloads.js';
+export * from './agent-api.js';

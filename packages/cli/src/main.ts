@@ -7,6 +7,9 @@ import { MembraneError } from '@membrane/api';
 import * as policySimulate from './commands/policy-simulate.js';
 import * as policyTest from './commands/policy-test.js';
 import * as policyValidate from './commands/policy-validate.js';
+import * as lc from './commands/lifecycle-cmds.js';
+import * as objs from './commands/objects-cmds.js';
+import * as ex from './commands/exec-cmds.js';
 import { processIo, type Io } from './io.js';
 import { VERSION } from './version.js';
 
@@ -19,11 +22,39 @@ const COMMANDS: Record<string, Command> = {
   'policy simulate': policySimulate,
   'policy test': policyTest,
   'policy validate': policyValidate,
+  agent: { help: lc.agentHelp, run: lc.agent },
+  up: { help: lc.upHelp, run: lc.up },
+  down: { help: lc.downHelp, run: lc.down },
+  status: { help: lc.statusHelp, run: lc.status },
+  apply: { help: objs.applyHelp, run: objs.apply },
+  delete: { help: objs.deleteHelp, run: objs.del },
+  get: { help: objs.getHelp, run: objs.get },
+  'endpoint list': { help: objs.endpointListHelp, run: objs.endpointList },
+  'identity list': { help: 'Usage: membrane identity list [-o json]', run: objs.identityList },
+  wait: { help: objs.waitHelp, run: objs.wait },
+  exec: { help: ex.execHelp, run: ex.exec },
+  logs: { help: ex.logsHelp, run: ex.logs },
 };
 
 const HELP = `membrane ${VERSION} — Cilium and Hubble for one Linux machine
 
 Usage: membrane COMMAND [ARGS] [FLAGS]
+
+Life cycle (root):
+  up                                       start the agent in the background and wait until ready
+  agent                                    run the agent in the foreground
+  down                                     stop the agent and remove everything it created
+  status [-o json]                         like 'cilium status'
+
+Workloads and policies (kubectl-style):
+  apply -f FILE|DIR|-                      create or update objects; returns once in force
+  delete -f FILE | KIND NAME               delete objects
+  get KIND [NAME] [-n NS|-A] [-o wide|json|yaml]
+  endpoint list [-o json]                  the 'cilium endpoint list' table
+  identity list [-o json]
+  exec POD [-n NS] -- CMD...               run a command in a pod's network namespace
+  logs POD [-n NS] [-f]
+  wait --for=condition=Ready pod/NAME
 
 Policy tools (no agent, no root):
   policy simulate FILE [-o table|json]     verdict of every probe of a scenario
@@ -49,7 +80,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     io.err(`membrane: unknown command "${two}"; run 'membrane --help' [MEMBRANE_E_USAGE]\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
     io.out(cmd.help + '\n');
     return 0;
   }

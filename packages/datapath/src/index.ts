@@ -8,3 +8,6 @@ export * from './codecs.js';
 export * from './cleanup.js';
 export * from './netlink.js';
 export * from './datapath.js';
+export * from './pod-ip-allocator.js';
+export * from './pod-network.js';
+export * from './safety-routes.js';

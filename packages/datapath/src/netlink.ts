@@ -62,6 +62,11 @@ export interface LinkInfo {
   ifname: string;
   address?: string;
   operstate?: string;
+  /** Administrative and carrier flags (UP, LOWER_UP ...). */
+  flags?: string[];
+  /** A veth's peer: its ifindex (in the namespace link_netnsid names, when it is elsewhere). */
+  link_index?: number;
+  link_netnsid?: number;
 }
 
 export async function linkShow(name: string, netns?: string): Promise<LinkInfo | undefined> {
@@ -115,6 +120,17 @@ export async function routeDelete(args: readonly string[], netns?: string): Prom
   } catch (e) {
     if (e instanceof NetlinkError && /No such process|not found/i.test(e.stderr)) return;
     throw e;
+  }
+}
+
+/** Reads a sysctl of the root namespace (trimmed), or undefined when it does not exist. */
+export async function sysctlGet(key: string): Promise<string | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    return (await readFile(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8')).trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new NetlinkError(`read sysctl ${key}`, (e as Error).message);
   }
 }
 

@@ -1,8 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { parseScenario } from '@membrane/policy';
+import { hostPrefix, parseScenario, prefixContains } from '@membrane/policy';
 import { mapEndpointIPs } from './pod-ips.js';
-import { prefixContains } from './safety.js';
+import { ROUTER_IP } from './pods.js';
+import { POD_CIDR } from './safety.js';
+
+/** Containment as pod-ips decides it, with @membrane/policy's CIDR code (a bare address is a host). */
+const contains = (outer: string, inner: string) => prefixContains(hostPrefix(outer)!, hostPrefix(inner)!);
 
 const scenario = (endpoints: string) =>
   parseScenario(
@@ -52,9 +56,11 @@ test('other addresses, missing ones, clashes and the router IP get free pod-CIDR
 });
 
 test('prefix containment', () => {
-  assert.equal(prefixContains('10.200.0.0/16', '10.200.5.0/24'), true);
-  assert.equal(prefixContains('10.200.0.0/16', '10.200.5.7'), true);
-  assert.equal(prefixContains('10.200.0.0/16', '10.201.0.0/24'), false);
-  assert.equal(prefixContains('10.200.0.0/16', '10.0.0.0/8'), false);
-  assert.equal(prefixContains('0.0.0.0/0', '192.0.2.0/24'), true);
+  assert.equal(POD_CIDR, '10.200.0.0/16');
+  assert.equal(ROUTER_IP, '10.200.0.1');
+  assert.equal(contains('10.200.0.0/16', '10.200.5.0/24'), true);
+  assert.equal(contains('10.200.0.0/16', '10.200.5.7'), true);
+  assert.equal(contains('10.200.0.0/16', '10.201.0.0/24'), false);
+  assert.equal(contains('10.200.0.0/16', '10.0.0.0/8'), false);
+  assert.equal(contains('0.0.0.0/0', '192.0.2.0/24'), true);
 });

@@ -6,8 +6,8 @@
  * a free address from 10.200.240.0 upwards. The rewritten scenario is what
  * both the simulator and the live run use, so they judge the same world.
  */
-import type { Scenario } from '@membrane/policy';
-import { POD_CIDR, parsePrefix, prefixContains } from './safety.js';
+import { formatIP, hostPrefix, parsePrefix, prefixContains, type Prefix, type Scenario } from '@membrane/policy';
+import { POD_CIDR } from './safety.js';
 import { ROUTER_IP } from './pods.js';
 
 export interface MappedScenario {
@@ -22,15 +22,21 @@ function toIP(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
+function toNumber(ip: string): number {
+  const b = hostPrefix(ip)!.bytes;
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
 export function mapEndpointIPs(s: Scenario, reserved: readonly string[] = [ROUTER_IP]): MappedScenario {
-  const cidr = parsePrefix(POD_CIDR);
-  const taken = new Set<string>([...reserved, toIP(cidr.addr), ...s.outside.map((o) => o.ip).filter((x): x is string => !!x)]);
+  const cidr = parsePrefix(POD_CIDR) as Prefix;
+  const taken = new Set<string>([...reserved, formatIP(4, cidr.bytes), ...s.outside.map((o) => o.ip).filter((x): x is string => !!x)]);
   const ips = new Map<string, string>();
   const original = new Map<string, string | undefined>();
 
   const direct = (ip: string | undefined): string | undefined => {
     if (!ip || !/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return undefined;
-    if (prefixContains(POD_CIDR, ip)) return ip;
+    const host = hostPrefix(ip);
+    if (host && prefixContains(cidr, host)) return ip;
     const m = /^10\.0\.(\d+)\.(\d+)$/.exec(ip);
     return m ? `10.200.${m[1]}.${m[2]}` : undefined;
   };
@@ -44,8 +50,8 @@ export function mapEndpointIPs(s: Scenario, reserved: readonly string[] = [ROUTE
       ips.set(key, ip);
     }
   }
-  let next = parsePrefix('10.200.240.1').addr;
-  const last = parsePrefix('10.200.255.254').addr;
+  let next = toNumber('10.200.240.1');
+  const last = toNumber('10.200.255.254');
   for (const e of s.endpoints) {
     const key = `${e.namespace}/${e.name}`;
     if (ips.has(key)) continue;

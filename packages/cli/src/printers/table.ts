@@ -2,14 +2,14 @@
 
 export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const split = (c: string) => c.split('\n');
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.max(...split(r[i] ?? '').map((l) => l.length)))));
+  const widths = header.map((h, i) => Math.max(...split(h).map((l) => l.length), ...rows.map((r) => Math.max(...split(r[i] ?? '').map((l) => l.length)))));
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
       .join('   ')
       .trimEnd();
-  const out = [line(header)];
-  for (const r of rows) {
+  const out: string[] = [];
+  for (const r of [header, ...rows]) {
     const parts = r.map(split);
     const height = Math.max(...parts.map((p) => p.length));
     for (let k = 0; k < height; k++) out.push(line(parts.map((p) => p[k] ?? '')));

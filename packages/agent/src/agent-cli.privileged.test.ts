@@ -1,0 +1,152 @@
+// The agent end to end, driven through the CLI only, as a user would:
+// up → apply namespaces, pods and policies → real traffic obeys them →
+// endpoint list shows enforcement switching on → exec passes exit codes →
+// kill -9 and up again: pods adopted, policy still enforced → down leaves
+// nothing behind. Runs on its own pod CIDR, state directory and pin root.
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const membrane = join(root, 'bin/membrane');
+const isRoot = process.geteuid?.() === 0;
+const CIDR = '10.201.0.0/16';
+
+test('agent through the CLI: apply, enforce, exec, restart, down', { skip: isRoot ? false : 'SKIPPED: needs root (CAP_BPF/CAP_NET_ADMIN): run as root', timeout: 300_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mbr-agent-e2e-'));
+  const pinRoot = `/sys/fs/bpf/mbr-test-agent-${process.pid}`;
+  const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: pinRoot, MEMBRANE_POD_CIDR: CIDR };
+  const run = (...args: string[]) => spawnSync(membrane, args, { env, encoding: 'utf8', timeout: 120_000 });
+  const ok = (...args: string[]) => {
+    const r = run(...args);
+    assert.equal(r.status, 0, `membrane ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  };
+  t.after(() => {
+    run('down');
+    rmSync(dir, { recursive: true, force: true });
+    if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true });
+  });
+
+  // Not running yet: every command says how to start it.
+  const down = run('get', 'pods');
+  assert.notEqual(down.status, 0);
+  assert.match(down.stderr, /the Membrane agent is not running: start it with `membrane up`/);
+  assert.equal(run('status').status, 1);
+
+  const up = ok('up', '--api-port', '0');
+  assert.match(up, /starting BPF datapath/);
+  assert.match(up, /membrane is up/);
+  assert.match(ok('up', '--api-port', '0'), /already running/);
+
+  writeFileSync(
+    join(dir, 'app.yaml'),
+    `apiVersion: v1
+kind: Namespace
+metadata: {name: galaxy, labels: {side: mixed}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: deathstar, namespace: galaxy, labels: {org: empire, class: deathstar}}
+spec:
+  containers: [{name: web, command: [python3, -m, http.server, "80"], readinessProbe: {tcpSocket: {port: 80}, periodSeconds: 1}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tiefighter, namespace: galaxy, labels: {org: empire, class: tiefighter}}
+spec: {containers: [{name: c, command: [sleep, infinity]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: xwing, namespace: galaxy, labels: {org: alliance, class: xwing}}
+spec: {containers: [{name: c, command: [sleep, infinity]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: broken, namespace: galaxy}
+spec: {restartPolicy: Never, containers: [{name: c, command: [no-such-command-here]}]}
+`,
+  );
+  writeFileSync(
+    join(dir, 'rule1.yaml'),
+    `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: rule1, namespace: galaxy}
+spec:
+  endpointSelector: {matchLabels: {org: empire, class: deathstar}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {org: empire}}]
+    toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+`,
+  );
+  assert.match(ok('apply', '-f', join(dir, 'app.yaml')), /pod\/deathstar created/);
+  assert.match(ok('apply', '-f', join(dir, 'app.yaml')), /pod\/deathstar unchanged/);
+  const pods = JSON.parse(ok('get', 'pods', '-n', 'galaxy', '-o', 'json')) as { kind: string; items: { metadata: { name: string }; status: { phase: string; podIP: string; reason?: string } }[] };
+  assert.equal(pods.kind, 'List');
+  const ds = pods.items.find((p) => p.metadata.name === 'deathstar')!;
+  assert.equal(ds.status.phase, 'Running');
+  const broken = pods.items.find((p) => p.metadata.name === 'broken')!;
+  assert.equal(broken.status.phase, 'Failed');
+  assert.equal(broken.status.reason, 'ContainerCannotRun');
+  assert.match(ok('get', 'pods', '-n', 'galaxy', '-o', 'wide'), /broken .*Failed|ContainerCannotRun/);
+
+  // curl from a pod: 200 (allowed) or exit 28 (timeout: dropped).
+  const curl = (from: string) => run('exec', from, '-n', 'galaxy', '--', 'curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${ds.status.podIP}/`);
+  for (let i = 0; i < 50 && curl('tiefighter').stdout !== '200'; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(curl('tiefighter').stdout, '200');
+  assert.equal(curl('xwing').stdout, '200', 'no policy yet: everything allowed');
+  const enforcement = () =>
+    (JSON.parse(ok('endpoint', 'list', '-o', 'json')) as { pod: string; policyEnforcement: { ingress: boolean } }[]).find((e) => e.pod === 'deathstar')!.policyEnforcement.ingress;
+  assert.equal(enforcement(), false);
+
+  assert.match(ok('apply', '-f', join(dir, 'rule1.yaml')), /ciliumnetworkpolicy\/rule1 created/);
+  assert.equal(enforcement(), true);
+  assert.equal(curl('tiefighter').stdout, '200');
+  const x = curl('xwing');
+  assert.equal(x.status, 28, `xwing must be dropped (curl timeout), got ${x.status} ${x.stdout}`);
+  assert.match(ok('endpoint', 'list'), /ENDPOINT\s+POLICY \(ingress\)/);
+
+  // exec passes exit codes; its own failures use docker's codes.
+  assert.equal(run('exec', 'xwing', '-n', 'galaxy', '--', 'sh', '-c', 'exit 7').status, 7);
+  assert.equal(run('exec', 'nosuch', '-n', 'galaxy', '--', 'true').status, 125);
+  assert.equal(run('exec', 'xwing', '-n', 'galaxy', '--', 'no-such-command-here').status, 127);
+
+  // Bad input changes nothing.
+  writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: ok-pod, namespace: galaxy}\nspec: {containers: [{name: c, command: [sleep, infinity]}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: galaxy}\nspec: {containers: []}\n');
+  const bad = run('apply', '-f', join(dir, 'bad.yaml'));
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /document 2 \(Pod galaxy\/bad\): spec.containers: must have at least one container/);
+  assert.equal(run('get', 'pods', 'ok-pod', '-n', 'galaxy').status === 0, false, 'the valid first document must not have been applied');
+  const unknown = run('apply', '-f', '-');
+  assert.notEqual(unknown.status, 0);
+
+  // kill -9 the agent: enforcement continues; up again adopts the pods.
+  const pid = (JSON.parse(ok('status', '-o', 'json')) as { agent: { pid: number } }).agent.pid;
+  process.kill(pid, 'SIGKILL');
+  await new Promise((r) => setTimeout(r, 300));
+  ok('up', '--api-port', '0');
+  assert.equal(curl('tiefighter').stdout, '200');
+  assert.equal(curl('xwing').status, 28);
+  const after = JSON.parse(ok('get', 'pods', '-n', 'galaxy', '-o', 'json')) as { items: { metadata: { name: string }; status: { phase: string; podIP: string } }[] };
+  assert.equal(after.items.find((p) => p.metadata.name === 'deathstar')!.status.podIP, ds.status.podIP);
+
+  // delete, then down: nothing left behind.
+  assert.match(ok('delete', 'cnp', 'rule1', '-n', 'galaxy'), /deleted/);
+  assert.equal(curl('xwing').stdout, '200');
+  assert.notEqual(run('delete', 'pod', 'nosuch', '-n', 'galaxy').status, 0);
+  assert.equal(run('delete', 'pod', 'nosuch', '-n', 'galaxy', '--ignore-not-found').status, 0);
+  assert.match(ok('down'), /membrane is down/);
+  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+  assert.doesNotMatch(netns, /mbr_pod_/);
+  const links = spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout;
+  assert.doesNotMatch(links, /mbr_/);
+  const routes = spawnSync('ip', ['route'], { encoding: 'utf8' }).stdout;
+  assert.doesNotMatch(routes, /10\.201\./);
+  assert.ok(!existsSync(pinRoot) || readdirSync(pinRoot).length === 0, 'pinned maps left behind');
+  const procs = spawnSync('pgrep', ['-f', 'http.server 80'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(procs, '', 'workload processes left behind');
+});

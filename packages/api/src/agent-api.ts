@@ -1,0 +1,88 @@
+/**
+ * The agent's REST API (JSON over HTTP on the root-only unix socket and on
+ * 127.0.0.1): request and response shapes shared by the agent and its clients.
+ * Errors come back as { error: { code, message } } with a 4xx/5xx status.
+ */
+
+export const API_PREFIX = '/v1';
+
+/** One document of a manifest file, as the client read it. */
+export interface ApiDocument {
+  source: string;
+  label: string;
+  value: unknown;
+}
+
+export interface ObjectRef {
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+export interface ApplyRequest {
+  documents: ApiDocument[];
+  /** kubectl's current namespace for documents that name none. */
+  defaultNamespace?: string;
+}
+
+export type ApplyAction = 'created' | 'configured' | 'unchanged';
+
+export interface ApplyResponse {
+  results: (ObjectRef & { action: ApplyAction })[];
+  /** Time from the request to policies enforced in the datapath. */
+  enforcedMs: number;
+}
+
+export interface DeleteRequest {
+  documents?: ApiDocument[];
+  refs?: ObjectRef[];
+  ignoreNotFound?: boolean;
+  defaultNamespace?: string;
+}
+
+export interface DeleteResponse {
+  results: (ObjectRef & { action: 'deleted' | 'not found' })[];
+}
+
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
+
+export interface EndpointInfo {
+  id: number;
+  pod: string;
+  namespace: string;
+  identity: number;
+  labels: string[];
+  ipv4: string;
+  policyEnforcement: { ingress: boolean; egress: boolean };
+  state: string;
+  hostInterface: string;
+}
+
+export interface IdentityInfo {
+  id: number;
+  labels: string[];
+  /** Endpoints with this identity. */
+  endpoints: number;
+}
+
+export interface StatusResponse {
+  agent: { pid: number; stateDir: string; version: string; startedAt: string; state: 'ready' | 'starting' | 'stopping' };
+  datapath: { pinRoot: string; podCIDR: string; programs: string; lostEvents: number };
+  endpoints: { total: number; ready: number };
+  policies: { total: number; revision: number };
+  identities: { total: number };
+  observer: { flowsSeen: number; bufferSize: number; lostEvents: number };
+  proxy: { state: string };
+  versions: { membrane: string; node: string; kernel: string; libbpf: string };
+}
+
+/** What `membrane exec` needs to enter a pod. */
+export interface ExecTarget {
+  namespace: string;
+  pod: string;
+  netns: string;
+  ip: string;
+  phase: string;
+}
