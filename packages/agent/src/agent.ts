@@ -156,7 +156,7 @@ export class Agent {
       const s = await this.store.getState<PodState>(k);
       if (s) inUse.push(s.ip);
     }
-    this.podNet = await PodNetwork.open({ cidr: this.config.podCIDR, inUse });
+    this.podNet = await PodNetwork.open({ cidr: this.config.podCIDR, inUse, names: podNetworkNames(this.config) });
   }
 
   private async podStateKeys(): Promise<string[]> {
@@ -755,6 +755,11 @@ export class Agent {
       },
     ];
   }
+}
+
+/** The agent's link and netns names: `<prefix>_e<id>` in `<prefix>_pod_<id>` (prefix `mbr` by default). */
+export function podNetworkNames(c: AgentConfig): { linkPrefix: string; netnsPrefix: string } {
+  return { linkPrefix: `${c.namePrefix}_`, netnsPrefix: `${c.namePrefix}_pod_` };
 }
 
 /** Every prefix CIDR peers and their exceptions name (each gets a CIDR identity and an ipcache entry). */
