@@ -32,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   'endpoint list': { help: objs.endpointListHelp, run: objs.endpointList },
   'identity list': { help: 'Usage: membrane identity list [-o json]', run: objs.identityList },
   wait: { help: objs.waitHelp, run: objs.wait },
+  describe: { help: objs.describeHelp, run: objs.describeCmd },
   exec: { help: ex.execHelp, run: ex.exec },
   logs: { help: ex.logsHelp, run: ex.logs },
 };
@@ -50,6 +51,7 @@ Workloads and policies (kubectl-style):
   apply -f FILE|DIR|-                      create or update objects; returns once in force
   delete -f FILE | KIND NAME               delete objects
   get KIND [NAME] [-n NS|-A] [-o wide|json|yaml]
+  describe KIND NAME [-n NS]               as 'kubectl describe'
   endpoint list [-o json]                  the 'cilium endpoint list' table
   identity list [-o json]
   exec POD [-n NS] -- CMD...               run a command in a pod's network namespace

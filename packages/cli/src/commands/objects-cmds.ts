@@ -5,6 +5,7 @@ import { boolFlag, flag, outputFormat, parseArgs, usage } from '../args.js';
 import { call } from '../client.js';
 import { collectFiles, readText } from '../files.js';
 import { renderTable } from '../printers/table.js';
+import { describe } from '../printers/describe.js';
 import type { Io } from '../io.js';
 import { parseDuration } from './lifecycle-cmds.js';
 
@@ -205,4 +206,18 @@ export async function wait(argv: readonly string[], io: Io): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+export const describeHelp = `Usage: membrane describe KIND NAME [-n NS]
+
+The object as 'kubectl describe' shows it (for a CiliumNetworkPolicy, as 'kubectl describe cnp').`;
+
+export async function describeCmd(argv: readonly string[], io: Io): Promise<number> {
+  const p = parseArgs(argv, [{ name: 'namespace', short: 'n', value: true }]);
+  if (p.positionals.length !== 2) throw usage('describe needs KIND NAME');
+  const kind = kindOf(p.positionals[0]!);
+  const ns = flag(p, 'namespace') ?? 'default';
+  const [o] = await call<K8sObject[]>('GET', `/v1/objects/${kind}?${new URLSearchParams({ namespace: ns, name: p.positionals[1]! })}`);
+  io.out(describe(o as unknown as Parameters<typeof describe>[0]));
+  return 0;
 }
