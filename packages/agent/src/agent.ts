@@ -32,7 +32,7 @@ import {
   type PolicyManifest,
   type StatusResponse,
 } from '@membrane/api';
-import { Datapath, PodNetwork, installSafetyRoutes, native, removeMembraneSafetyRoutes, safetyPrefixes, type SafetyRoutes } from '@membrane/datapath';
+import { Datapath, PodNetwork, findMembraneSafetyRoutes, installSafetyRoutes, native, removeMembraneSafetyRoutes, safetyPrefixes, type SafetyRoutes } from '@membrane/datapath';
 import { EndpointRealizer, IPCacheSync } from '@membrane/endpoint';
 import { IPCache, IdentityAllocator, type IdentitySnapshot } from '@membrane/identity';
 import {
@@ -214,7 +214,12 @@ export class Agent {
     this.datapath.close();
     Datapath.unpinAll(this.config.pinRoot);
     await this.podNet.destroy();
-    await removeMembraneSafetyRoutes(safetyPrefixes(this.config.podCIDR));
+    // The pod CIDR's rail is this agent's own. The test ranges' rails are shared by every
+    // agent and test run on the machine (the first one adds them, the others find them
+    // covered): while another one's rail is up (another pod CIDR), they stay for it.
+    const mine = safetyPrefixes(this.config.podCIDR);
+    const others = (await findMembraneSafetyRoutes()).filter((p) => !mine.includes(p));
+    await removeMembraneSafetyRoutes(others.length ? [this.config.podCIDR] : mine);
   }
 
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {

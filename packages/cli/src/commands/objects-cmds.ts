@@ -20,18 +20,25 @@ function readDocuments(files: readonly string[]): ApiDocument[] {
 
 const lower = (k: string) => k.toLowerCase();
 
-export const applyHelp = `Usage: membrane apply -f FILE|DIR|- [-n NS]
+export const applyHelp = `Usage: membrane apply -f FILE|DIR|- [-n NS] [-o json]
 
 Creates or updates the objects of multi-document YAML/JSON manifests and
-returns once the change is in force (pods started, policies enforced).`;
+returns once the change is in force (pods started, policies enforced).
+-o json prints the agent's answer: {"results": [{kind, namespace, name,
+action}], "enforcedMs": time in the agent from the request to in force}.`;
 
 export async function apply(argv: readonly string[], io: Io): Promise<number> {
-  const p = parseArgs(argv, [{ name: 'filename', short: 'f', value: true, multiple: true }, { name: 'namespace', short: 'n', value: true }]);
+  const p = parseArgs(argv, [{ name: 'filename', short: 'f', value: true, multiple: true }, { name: 'namespace', short: 'n', value: true }, { name: 'output', short: 'o', value: true }]);
+  const fmt = outputFormat(p, ['table', 'json'] as const, 'table');
   const files = p.flags.get('filename') ?? [];
   if (files.length === 0) throw usage('apply needs -f FILE|DIR|-');
   const documents = readDocuments(files);
   const ns = flag(p, 'namespace');
   const r = await call<ApplyResponse>('POST', '/v1/apply', { documents, ...(ns ? { defaultNamespace: ns } : {}) });
+  if (fmt === 'json') {
+    io.out(JSON.stringify(r, null, 2) + '\n');
+    return 0;
+  }
   for (const x of r.results) io.out(`${lower(x.kind)}/${x.name} ${x.action}\n`);
   return 0;
 }
