@@ -124,6 +124,52 @@ spec:
   const unknown = run('apply', '-f', '-');
   assert.notEqual(unknown.status, 0);
 
+  // Deployments keep `replicas` pods, with the template's labels (and so its identity and policy).
+  const deploy = (replicas: number) =>
+    writeFileSync(
+      join(dir, 'deploy.yaml'),
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shuttles, namespace: galaxy}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {org: empire, class: shuttle}}
+  template:
+    metadata: {labels: {org: empire, class: shuttle}}
+    spec: {containers: [{name: c, command: [sleep, infinity]}]}
+`,
+    );
+  deploy(2);
+  assert.match(ok('apply', '-f', join(dir, 'deploy.yaml')), /deployment\/shuttles created/);
+  const shuttles = () =>
+    (JSON.parse(ok('get', 'pods', '-n', 'galaxy', '-o', 'json')) as { items: { metadata: { name: string }; status: { phase: string } }[] }).items.filter((p) => p.metadata.name.startsWith('shuttles-'));
+  assert.equal(shuttles().length, 2);
+  assert.ok(shuttles().every((p) => p.status.phase === 'Running'));
+  assert.match(ok('get', 'deployments', '-n', 'galaxy'), /shuttles\s+2\/2/);
+  const shuttle = shuttles()[0]!.metadata.name;
+  assert.equal(run('exec', shuttle, '-n', 'galaxy', '--', 'curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${ds.status.podIP}/`).stdout, '200', 'an empire shuttle may land');
+  deploy(3);
+  assert.match(ok('apply', '-f', join(dir, 'deploy.yaml')), /deployment\/shuttles configured/);
+  assert.equal(shuttles().length, 3);
+  assert.match(ok('delete', 'pod', shuttle, '-n', 'galaxy'), /deleted/);
+  assert.equal(shuttles().length, 3, 'the Deployment replaces a deleted pod');
+  assert.ok(!shuttles().some((p) => p.metadata.name === shuttle));
+
+  // More bad input: an unknown kind, the same object twice, a namespace that does not exist.
+  writeFileSync(join(dir, 'kind.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n');
+  assert.match(run('apply', '-f', join(dir, 'kind.yaml')).stderr, /kind: "ConfigMap" is not a supported kind/);
+  writeFileSync(join(dir, 'twice.yaml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: galaxy}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: galaxy}\n');
+  assert.match(run('apply', '-f', join(dir, 'twice.yaml')).stderr, /document 2 \(ServiceAccount galaxy\/sa\): metadata.name: the same object appears twice in this apply/);
+  writeFileSync(join(dir, 'nons.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nowhere}\nspec: {containers: [{name: c, command: [sleep, "1"]}]}\n');
+  assert.match(run('apply', '-f', join(dir, 'nons.yaml')).stderr, /namespace "nowhere" not found/);
+  // Not root: says so.
+  if (spawnSync('sh', ['-c', 'command -v runuser']).status === 0) {
+    const nr = spawnSync('runuser', ['-u', 'nobody', '--', membrane, 'up'], { env, encoding: 'utf8' });
+    assert.notEqual(nr.status, 0);
+    assert.match(nr.stderr, /needs root \(CAP_BPF\/CAP_NET_ADMIN\): run as root/);
+  }
+  assert.match(ok('describe', 'pod', 'broken', '-n', 'galaxy'), /Reason:\s+ContainerCannotRun/);
+
   // kill -9 the agent: enforcement continues; up again adopts the pods.
   const pid = (JSON.parse(ok('status', '-o', 'json')) as { agent: { pid: number } }).agent.pid;
   process.kill(pid, 'SIGKILL');

@@ -97,6 +97,8 @@ export class Agent {
   /** Serializes changes: one apply/delete/reconcile at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private shutdownRequested?: (teardown: boolean) => void;
+  /** Pods created since the last regeneration: their containers start once their policy is in force. */
+  private pendingStart: PodRuntime[] = [];
 
   constructor(
     readonly config: AgentConfig,
@@ -169,9 +171,10 @@ export class Agent {
     for (const o of await this.store.list<Pod>('Pod')) {
       const s = await this.store.getState<PodState>(`pod/${o.namespace}/${o.name}`);
       if (s) await this.adoptPod(o.body, s);
-      else await this.createPod(o.body);
+      else this.pendingStart.push(await this.createPod(o.body, ownerOf(o.body)));
     }
     await this.regenerate();
+    this.startPending();
     this.monitor = setInterval(() => void this.enqueue(() => this.checkProcesses()).catch((e) => this.progress(`monitor: ${String(e)}`)), 500);
     this.monitor.unref();
   }
@@ -282,8 +285,9 @@ export class Agent {
       if (rt) await this.destroyPod(rt, true);
       await this.createPod(pod);
     }
+    for (const p of changed('Pod')) this.pendingStart.push(this.pods.get(podKey(p.m.metadata.namespace!, p.m.metadata.name))!);
     await this.regenerate();
-    for (const p of changed('Pod')) this.startContainers(this.pods.get(podKey(p.m.metadata.namespace!, p.m.metadata.name))!);
+    this.startPending();
     const enforcedMs = Number(process.hrtime.bigint() - t0) / 1e6;
     return { results, enforcedMs };
   }
@@ -316,6 +320,13 @@ export class Agent {
         for (const x of await this.store.list(kind, { namespace: o.name })) if (!found.some((f) => f.kind === x.kind && f.namespace === x.namespace && f.name === x.name)) found.unshift(x);
       }
     }
+    const deletedPodOwners = new Set<string>();
+    for (const o of found) {
+      if (o.kind === 'Pod') {
+        const owner = this.pods.get(podKey(o.namespace, o.name))?.state.owner;
+        if (owner && !found.some((f) => f.kind === 'Deployment' && `Deployment ${f.namespace}/${f.name}` === owner)) deletedPodOwners.add(owner);
+      }
+    }
     for (const o of found) {
       if (o.kind === 'Deployment') {
         for (const rt of [...this.pods.values()]) if (rt.state.owner === `Deployment ${o.namespace}/${o.name}`) await this.removePodObject(rt);
@@ -332,12 +343,18 @@ export class Agent {
       }
       results.push({ kind: o.kind, ...(o.namespace ? { namespace: o.namespace } : {}), name: o.name, action: 'deleted' });
     }
+    // A Deployment replaces the pods of its own that were deleted (as its controller would).
+    for (const o of await this.store.list<Deployment>('Deployment')) {
+      const owner = `Deployment ${o.namespace}/${o.name}`;
+      if (deletedPodOwners.has(owner)) await this.reconcileDeployment(o.body);
+    }
     for (const m of missing) {
       const [kind, rest] = [m.split(' ')[0]!, m.split(' ')[1]!];
       const [ns, name] = rest.includes('/') ? rest.split('/') : [undefined, rest];
       results.push({ kind, ...(ns ? { namespace: ns } : {}), name: name!, action: 'not found' });
     }
     await this.regenerate();
+    this.startPending();
     return { results };
   }
 
@@ -354,7 +371,7 @@ export class Agent {
     const template = JSON.stringify(d.spec.template);
     // Pods of an older template are replaced.
     for (const rt of mine) {
-      if (JSON.stringify({ metadata: { labels: rt.manifest.metadata.labels ?? {} }, spec: rt.manifest.spec }) !== template) await this.removePodObject(rt);
+      if (rt.state.template !== undefined && rt.state.template !== template) await this.removePodObject(rt);
     }
     let live = [...this.pods.values()].filter((p) => p.state.owner === owner);
     while (live.length > d.spec.replicas) {
@@ -365,11 +382,14 @@ export class Agent {
       const pod: Pod = {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name, namespace: d.metadata.namespace!, labels: { ...d.spec.template.metadata.labels } },
+        metadata: { name, namespace: d.metadata.namespace!, labels: { ...d.spec.template.metadata.labels }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name }] } as Pod['metadata'],
         spec: { ...d.spec.template.spec, restartPolicy: 'Always' },
       };
       await this.store.put({ kind: 'Pod', namespace: pod.metadata.namespace!, name, body: pod });
       const rt = await this.createPod(pod, owner);
+      rt.state.template = template;
+      await this.saveState(rt);
+      this.pendingStart.push(rt);
       live = [...live, rt];
     }
   }
@@ -407,8 +427,7 @@ export class Agent {
     } catch (e) {
       this.progress(`pod ${s.namespace}/${s.name}: cannot adopt (${e instanceof Error ? e.message : String(e)}); recreating it`);
       await this.store.deleteState(`pod/${s.namespace}/${s.name}`);
-      const rt = await this.createPod(pod, s.owner);
-      this.startContainers(rt);
+      this.pendingStart.push(await this.createPod(pod, s.owner));
       return;
     }
     const rt: PodRuntime = { probeOk: new Map(), state: s, manifest: pod, ifindex: p.ifindex, hostIf: p.hostIf, netns: p.netns, stopping: false, timers: [] };
@@ -419,6 +438,13 @@ export class Agent {
     for (const c of s.containers) {
       if (c.state === 'running' && c.process && !isAlive(c.process)) this.containerExited(rt, c, undefined);
     }
+  }
+
+  /** Start what was created since the last regeneration (policy first, then processes). */
+  private startPending(): void {
+    const list = this.pendingStart;
+    this.pendingStart = [];
+    for (const rt of list) if (this.pods.get(podKey(rt.state.namespace, rt.state.name)) === rt) this.startContainers(rt);
   }
 
   private startContainers(rt: PodRuntime): void {
@@ -760,6 +786,13 @@ export class Agent {
       },
     ];
   }
+}
+
+/** `Deployment ns/name` for a pod a Deployment made (its ownerReferences), else undefined. */
+function ownerOf(pod: Pod): string | undefined {
+  const refs = (pod.metadata as { ownerReferences?: { kind: string; name: string }[] }).ownerReferences;
+  const d = refs?.find((r) => r.kind === 'Deployment');
+  return d ? `Deployment ${pod.metadata.namespace ?? 'default'}/${d.name}` : undefined;
 }
 
 /** The agent's link and netns names: `<prefix>_e<id>` in `<prefix>_pod_<id>` (prefix `mbr` by default). */

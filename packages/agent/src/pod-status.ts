@@ -26,6 +26,8 @@ export interface PodState {
   startTime: string;
   /** The Deployment that owns the pod, if any. */
   owner?: string;
+  /** For a Deployment's pod: the pod template it was made from (canonical JSON). */
+  template?: string;
 }
 
 export function podKey(namespace: string, name: string): string {
