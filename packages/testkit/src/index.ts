@@ -1,4 +1,4 @@
-export * from './agents/probe-protocol.js';
+export * from '@membrane/cli/live';
 export * from './safety.js';
 export * from './pods.js';
 export * from './pod-ips.js';

@@ -14,7 +14,7 @@
 import { Cleanup, Datapath, DropReason, Direction, EventType, numberToIPv4, type DatapathEvent } from '@membrane/datapath';
 import { EndpointRealizer } from '@membrane/endpoint';
 import { ReservedIdentity, buildWorld, evaluateProbe, parseScenario, type ScenarioProbe, type World, type WorldPeer } from '@membrane/policy';
-import type { LiveOutcome, LiveProbe, ServerPorts } from './agents/probe-protocol.js';
+import type { LiveOutcome, LiveProbe, ServerPorts } from '@membrane/cli/live';
 import { mapEndpointIPs } from './pod-ips.js';
 import type { Pod, PodNetwork } from './pods.js';
 import { runProbeClient, startProbeServer } from './traffic.js';

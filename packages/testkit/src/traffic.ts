@@ -9,11 +9,12 @@ import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cleanup } from '@membrane/datapath';
-import { SERVER_READY, type LiveOutcome, type LiveProbe, type ServerPorts } from './agents/probe-protocol.js';
+import { SERVER_READY, type LiveOutcome, type LiveProbe, type ServerPorts } from '@membrane/cli/live';
 import type { Pod } from './pods.js';
 
-export const PROBE_SERVER = fileURLToPath(new URL('./agents/probe-server.js', import.meta.url));
-export const PROBE_CLIENT = fileURLToPath(new URL('./agents/probe-client.js', import.meta.url));
+// The traffic agents are the CLI's (`membrane policy test --live` runs the same ones).
+export const PROBE_SERVER = fileURLToPath(new URL('../../cli/dist/live/probe-server.js', import.meta.url));
+export const PROBE_CLIENT = fileURLToPath(new URL('../../cli/dist/live/probe-client.js', import.meta.url));
 
 /** Every agent PID this process started (leak checks look for survivors). */
 const started = new Set<number>();
