@@ -170,7 +170,7 @@ static bool require_filter_id(napi_env env, const tc_args *a, const char *op) {
 }
 
 /* tcDetach(ifindex, attachPoint, { handle, priority, netns }) → true, or
- * false when no such filter was attached. */
+ * false when no such filter (or no clsact qdisc) was there. */
 static napi_value tc_detach(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 3, argv, argc);
   tc_args a = {0};
@@ -188,7 +188,9 @@ static napi_value tc_detach(napi_env env, napi_callback_info info) {
                       .priority = a.priority);
   int err = bpf_tc_detach(&hook, &opts);
   mbr_netns_leave(&g);
-  if (err && err != -ENOENT) {
+  /* No such filter (ENOENT) and no clsact qdisc at all (EINVAL) both mean
+   * nothing was attached, as in tc_query. */
+  if (err && err != -ENOENT && err != -EINVAL) {
     char ns[300];
     mbr_throw_errno(env, -err, "netlink",
                     "detach tc %s filter %u:%u from %s%s", a.point_name,

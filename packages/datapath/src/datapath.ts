@@ -165,15 +165,14 @@ export class Datapath {
     this.nb.tcAttach(ifindex, 'egress', this.progs.toContainer, { handle: 1, priority: 1, replace: true, name: `to-container to ${name}` });
   }
 
-  /** Detach both programs; an interface without them (or without a clsact qdisc) is left as it is. */
+  /** Detach both programs; an interface without them, or gone, is left as it is. */
   detach(ifindex: number): void {
     for (const point of ['ingress', 'egress'] as const) {
       try {
         this.nb.tcDetach(ifindex, point, { handle: 1, priority: 1 });
       } catch (e) {
-        // EINVAL: no clsact qdisc on the interface; ENODEV: the interface is gone.
-        const code = (e as { code?: string }).code;
-        if (code !== 'EINVAL' && code !== 'ENODEV' && code !== 'ENOENT') throw e;
+        // The interface is gone (a filter on an interface without one is reported as false).
+        if ((e as { code?: string }).code !== 'ENODEV') throw e;
       }
     }
   }

@@ -572,6 +572,8 @@ test('tc attach/detach on a veth pair between two namespaces this test creates, 
   assert.equal(await client(), 'connected ok');
   assert.equal(b.tcHookDestroy(bLink.ifindex, { netns }), true);
   assert.equal(b.tcHookDestroy(bLink.ifindex, { netns }), false);
+  // No clsact qdisc at all any more: nothing to detach, not an error.
+  assert.equal(b.tcDetach(bLink.ifindex, 'ingress', filter), false);
 });
 
 test('socket options on a TCP connection over loopback', async (t) => {
