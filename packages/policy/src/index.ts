@@ -5,7 +5,6 @@ export * from './identity.js';
 export * from './ports.js';
 export * from './rule.js';
 export * from './l7/regex.js';
-export * from './l7/re2.js';
 export * from './l7/http.js';
 export * from './l7/dns.js';
 export * from './translate-cilium.js';
