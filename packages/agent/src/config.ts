@@ -13,6 +13,8 @@ export interface AgentConfig {
   pinRoot: string;
   /** Prefix of every kernel object name the agent creates (must start with mbr). */
   namePrefix: string;
+  /** Capacity of each endpoint's policy map (tests make it small; default: the datapath's 65,536). */
+  policyMapMaxEntries?: number;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/membrane';
@@ -28,5 +30,6 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     podCIDR: flags.podCIDR ?? env['MEMBRANE_POD_CIDR'] ?? '10.200.0.0/16',
     pinRoot: flags.pinRoot ?? env['MEMBRANE_PIN_ROOT'] ?? '/sys/fs/bpf/membrane',
     namePrefix,
+    ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }

@@ -25,7 +25,8 @@ export interface ApplyRequest {
   defaultNamespace?: string;
 }
 
-export type ApplyAction = 'created' | 'configured' | 'unchanged';
+/** kubectl's words, and `restarted`: an unchanged object whose pods had failed to start was started again. */
+export type ApplyAction = 'created' | 'configured' | 'unchanged' | 'restarted';
 
 export interface ApplyResponse {
   results: (ObjectRef & { action: ApplyAction })[];
@@ -42,10 +43,17 @@ export interface DeleteRequest {
 
 export interface DeleteResponse {
   results: (ObjectRef & { action: 'deleted' | 'not found' })[];
+  /**
+   * What could not be taken down after the objects left the store (a
+   * namespace or veth the kernel refused to remove), one line each; the CLI
+   * prints them and exits 1.
+   */
+  problems?: string[];
 }
 
 export interface ApiErrorBody {
-  error: { code: string; message: string };
+  /** `details`: every problem, one line each, when there are several. */
+  error: { code: string; message: string; details?: string[] };
 }
 
 export interface EndpointInfo {
@@ -75,6 +83,8 @@ export interface StatusResponse {
   identities: { total: number };
   observer: { flowsSeen: number; bufferSize: number; lostEvents: number };
   proxy: { state: string };
+  /** What the agent could not do and wants a person to know: stored objects it skipped, cleanups that failed. */
+  problems: string[];
   versions: { membrane: string; node: string; kernel: string; libbpf: string };
 }
 

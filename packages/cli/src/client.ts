@@ -36,7 +36,7 @@ export async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, b
           }
           if ((res.statusCode ?? 500) >= 400) {
             const err = (json as ApiErrorBody | undefined)?.error;
-            reject(new MembraneError((err?.code as ErrorCode) ?? 'MEMBRANE_E_INTERNAL', err?.message ?? `the agent answered ${res.statusCode}`));
+            reject(new MembraneError((err?.code as ErrorCode) ?? 'MEMBRANE_E_INTERNAL', err?.message ?? `the agent answered ${res.statusCode}`, err?.details ? { details: err.details } : {}));
             return;
           }
           resolve(json as T);

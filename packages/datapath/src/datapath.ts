@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { POLICY_FIXED_BITS, Direction as Dir, EndpointFlags, METRICS_ENTRIES, METRICS_LOST_EVENTS, configCodec, ctKeyCodec, ctValueCodec, endpointCodec, eventCodec, ipcacheKeyCodec, ipcacheValueCodec, ipv4ToNumber, metricsValueCodec, policyKeyCodec, policyValueCodec, type CTKey, type CTValue, type DatapathEvent, type Endpoint } from './codecs.js';
 import { native, BPF_ANY, BPF_F_NO_PREALLOC, type BpfObjectHandle, type NativeBinding, type RingBufferHandle } from './native.js';
 import { splitRecords } from './ringbuf-records.js';
+import { MembraneError } from '@membrane/api';
 import { DatapathError, requireRoot } from './datapath-error.js';
 import { requireKernelFeatures } from './kernel-features.js';
 
@@ -28,6 +29,22 @@ export interface DatapathOptions {
    * or conntrack table). libbpf refuses to reuse a map pinned with another size.
    */
   maxEntries?: Record<string, number>;
+  /**
+   * Capacity of each endpoint's policy map (default 65,536 entries). Tests
+   * make it small to drive a real "map full" failure of one endpoint.
+   */
+  policyMapMaxEntries?: number;
+}
+
+/**
+ * An endpoint's policy map filled and ready, not yet in force: installing it
+ * is one update of mbr_policy; releasing it closes the map (the kernel frees
+ * it once nothing else holds it).
+ */
+export interface PreparedPolicy {
+  readonly epId: number;
+  readonly fd: number;
+  readonly entries: number;
 }
 
 /** One policy-map entry as the kernel holds it. */
@@ -87,6 +104,7 @@ export class Datapath {
   private ring?: RingBufferHandle;
   private pollTimer?: NodeJS.Timeout;
   private closed = false;
+  private policyMapMax = POLICY_INNER_MAX;
 
   private constructor(
     readonly nb: NativeBinding,
@@ -138,6 +156,12 @@ export class Datapath {
         },
       );
       dp.setConfig({ flags: 0, wakeup_bytes: opts.wakeupBytes ?? 64 * 1024 });
+      if (opts.policyMapMaxEntries !== undefined) {
+        if (!Number.isInteger(opts.policyMapMaxEntries) || opts.policyMapMaxEntries < 1 || opts.policyMapMaxEntries > POLICY_INNER_MAX) {
+          throw new Error(`policy map size ${opts.policyMapMaxEntries}: must be an integer from 1 to ${POLICY_INNER_MAX}`);
+        }
+        dp.policyMapMax = opts.policyMapMaxEntries;
+      }
       return dp;
     } catch (e) {
       nb.closeObject(obj);
@@ -215,25 +239,55 @@ export class Datapath {
   }
 
   /**
-   * Replace an endpoint's policy map at once: a new inner map is filled
-   * completely, then swapped into mbr_policy in one update, so every packet
-   * is judged by the old entries or by the new ones, never by a mixture.
+   * Fill a new policy map for an endpoint without putting it in force (the
+   * first half of a swap: every endpoint of a change is prepared before any
+   * is installed, so a failure leaves every endpoint on its old policy).
    */
-  replacePolicy(epId: number, writes: readonly PolicyMapWrite[]): void {
-    if (writes.length > POLICY_INNER_MAX) throw new Error(`endpoint ${epId}: ${writes.length} policy entries exceed the map's ${POLICY_INNER_MAX}`);
-    const inner = this.nb.mapCreate(this.nb.mapTypes['lpm_trie']!, `mbr_pol_${epId}`.slice(0, 15), policyKeyCodec.size, policyValueCodec.size, POLICY_INNER_MAX, { flags: BPF_F_NO_PREALLOC });
+  preparePolicy(epId: number, writes: readonly PolicyMapWrite[]): PreparedPolicy {
+    if (writes.length > this.policyMapMax) {
+      throw new MembraneError('MEMBRANE_E_DATAPATH', `endpoint ${epId}: ${writes.length} policy entries exceed its policy map's ${this.policyMapMax}`);
+    }
+    const inner = this.nb.mapCreate(this.nb.mapTypes['lpm_trie']!, `mbr_pol_${epId}`.slice(0, 15), policyKeyCodec.size, policyValueCodec.size, this.policyMapMax, { flags: BPF_F_NO_PREALLOC });
     try {
       if (writes.length > 0) {
         const keys = Buffer.concat(writes.map(encodePolicyKey));
         const values = Buffer.concat(writes.map(encodePolicyValue));
         this.nb.mapUpdateBatch(inner, keys, values, BPF_ANY);
       }
-      const v = Buffer.alloc(4);
-      v.writeUInt32LE(inner);
-      this.nb.mapUpdate(this.maps.policy, u32(epId), v, BPF_ANY);
-    } finally {
-      // The outer map holds its own reference from here on.
+    } catch (e) {
       this.nb.closeFd(inner);
+      throw new MembraneError('MEMBRANE_E_DATAPATH', `endpoint ${epId}: fill its policy map (${writes.length} entries): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    return { epId, fd: inner, entries: writes.length };
+  }
+
+  /**
+   * Put a prepared map in force with one update of mbr_policy: every packet
+   * is judged by the old entries or by the new ones, never by a mixture.
+   * The prepared map stays open (release it): a caller may swap back.
+   */
+  installPolicy(p: PreparedPolicy): void {
+    const v = Buffer.alloc(4);
+    v.writeUInt32LE(p.fd);
+    try {
+      this.nb.mapUpdate(this.maps.policy, u32(p.epId), v, BPF_ANY);
+    } catch (e) {
+      throw new MembraneError('MEMBRANE_E_DATAPATH', `endpoint ${p.epId}: install its policy map: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+
+  /** Close a prepared map (installed or not: once installed, mbr_policy holds its own reference). */
+  releasePolicy(p: PreparedPolicy): void {
+    this.nb.closeFd(p.fd);
+  }
+
+  /** Prepare, install and release in one call (tests, benchmarks). */
+  replacePolicy(epId: number, writes: readonly PolicyMapWrite[]): void {
+    const p = this.preparePolicy(epId, writes);
+    try {
+      this.installPolicy(p);
+    } finally {
+      this.releasePolicy(p);
     }
   }
 

@@ -5,15 +5,16 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { MembraneError } from '@membrane/api';
 
 const run = promisify(execFile);
 
-export class NetlinkError extends Error {
+export class NetlinkError extends MembraneError {
   constructor(
     readonly what: string,
     readonly stderr: string,
   ) {
-    super(`${what}: ${stderr.trim() || 'failed'}`);
+    super('MEMBRANE_E_POD_NETWORK', `${what}: ${stderr.trim() || 'failed'}`);
     this.name = 'NetlinkError';
   }
 }

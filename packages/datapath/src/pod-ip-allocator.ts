@@ -14,6 +14,7 @@
  * The CIDR code is @membrane/policy's (parsePrefix, prefixContains,
  * formatPrefix); only the arithmetic on 32-bit numbers is here.
  */
+import { MembraneError } from '@membrane/api';
 import { formatPrefix, parseIP, parsePrefix, type Prefix } from '@membrane/policy';
 
 export const DEFAULT_POD_CIDR = '10.200.0.0/16';
@@ -41,7 +42,7 @@ function text(n: number): string {
 /** An IPv4 address as a number; throws with `what` in the message when `ip` is not one. */
 function addressNumber(ip: string, what: string): number {
   const p = parseIP(ip);
-  if (!p || p.family !== 4) throw new Error(`${what}: "${ip}" is not an IPv4 address`);
+  if (!p || p.family !== 4) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `${what}: "${ip}" is not an IPv4 address`);
   return u32(p.bytes);
 }
 
@@ -51,11 +52,11 @@ function addressNumber(ip: string, what: string): number {
  */
 export function parsePodCidr(cidr: string): PodCidr {
   const p = parsePrefix(cidr);
-  if (typeof p === 'string') throw new Error(`pod CIDR ${p}`);
-  if (p.family !== 4) throw new Error(`pod CIDR "${cidr}": only IPv4 pod CIDRs are supported`);
+  if (typeof p === 'string') throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod CIDR ${p}`);
+  if (p.family !== 4) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod CIDR "${cidr}": only IPv4 pod CIDRs are supported`);
   const canonical = formatPrefix(p);
-  if (canonical !== cidr) throw new Error(`pod CIDR "${cidr}" has host bits set (did you mean ${canonical}?)`);
-  if (p.bits > 30) throw new Error(`pod CIDR "${cidr}" is too small: a /${p.bits} has no room for the router and a pod (at most /30)`);
+  if (canonical !== cidr) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod CIDR "${cidr}" has host bits set (did you mean ${canonical}?)`);
+  if (p.bits > 30) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod CIDR "${cidr}" is too small: a /${p.bits} has no room for the router and a pod (at most /30)`);
   const network = u32(p.bytes);
   const size = 2 ** (32 - p.bits);
   return { cidr: canonical, prefix: p, bits: p.bits, network, broadcast: network + size - 1 };
@@ -99,7 +100,7 @@ export class PodIPAllocator {
     this.routerIP = opts.routerIP ?? text(this.range.network + 1);
     this.router = addressNumber(this.routerIP, `router IP of ${this.cidr}`);
     if (this.router <= this.range.network || this.router >= this.range.broadcast) {
-      throw new Error(`router IP ${this.routerIP} is not a usable address of ${this.cidr} (the network and broadcast addresses are not)`);
+      throw new MembraneError('MEMBRANE_E_POD_NETWORK', `router IP ${this.routerIP} is not a usable address of ${this.cidr} (the network and broadcast addresses are not)`);
     }
     this.cursor = this.range.network + 1;
     for (const ip of opts.inUse ?? []) this.markInUse(ip);
@@ -129,7 +130,7 @@ export class PodIPAllocator {
 
   private usable(ip: string): number {
     const why = this.unusableReason(ip);
-    if (why) throw new Error(why);
+    if (why) throw new MembraneError('MEMBRANE_E_POD_NETWORK', why);
     return addressNumber(ip, 'pod IP');
   }
 
@@ -147,13 +148,13 @@ export class PodIPAllocator {
       }
       n++;
     }
-    throw new Error(`no free address left in the pod CIDR ${this.cidr} (${this.capacity} addresses, all in use)`);
+    throw new MembraneError('MEMBRANE_E_IP_EXHAUSTED', `no free address left in the pod CIDR ${this.cidr} (${this.capacity} addresses, all in use)`);
   }
 
   /** Takes a given address; throws when it is not usable or already in use. */
   claim(ip: string): void {
     const n = this.usable(ip);
-    if (this.used.has(n)) throw new Error(`${ip} is already in use`);
+    if (this.used.has(n)) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `${ip} is already in use`);
     this.used.add(n);
   }
 

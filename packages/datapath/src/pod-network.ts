@@ -32,6 +32,7 @@
  * the network's own bookkeeping for `removePod` and `destroy` (the agent).
  * A pod whose plumbing fails half-way is taken down again at once.
  */
+import { MembraneError } from '@membrane/api';
 import { Cleanup } from './cleanup.js';
 import { NetlinkError, addrAdd, ip, ipJson, linkDelete, linkShow, links, netnsAdd, netnsDelete, routeDelete, routeReplace, sysctl, sysctlGet, vethAdd } from './netlink.js';
 import { PodIPAllocator } from './pod-ip-allocator.js';
@@ -111,12 +112,12 @@ export interface PodNetworkOptions {
   inUse?: Iterable<string>;
 }
 
-export class PodAdoptError extends Error {
+export class PodAdoptError extends MembraneError {
   constructor(
     readonly id: string,
     readonly problems: readonly string[],
   ) {
-    super(`cannot adopt pod ${id}: ${problems.join('; ')}`);
+    super('MEMBRANE_E_POD_NETWORK', `cannot adopt pod ${id}: ${problems.join('; ')}`);
     this.name = 'PodAdoptError';
   }
 }
@@ -150,9 +151,9 @@ interface RouteJson {
 }
 
 function checkNames(names: PodNetworkNames): void {
-  if (!/^mbr[a-z0-9_-]*$/i.test(names.linkPrefix)) throw new Error(`link prefix "${names.linkPrefix}" must start with "mbr" and hold only letters, digits, "_" and "-"`);
-  if (names.linkPrefix.length > 13) throw new Error(`link prefix "${names.linkPrefix}" is too long: "${names.linkPrefix}rx" and the pod links must fit 15 characters`);
-  if (!/^mbr[a-z0-9_.-]*$/i.test(names.netnsPrefix)) throw new Error(`netns prefix "${names.netnsPrefix}" must start with "mbr" and hold only letters, digits, ".", "_" and "-"`);
+  if (!/^mbr[a-z0-9_-]*$/i.test(names.linkPrefix)) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `link prefix "${names.linkPrefix}" must start with "mbr" and hold only letters, digits, "_" and "-"`);
+  if (names.linkPrefix.length > 13) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `link prefix "${names.linkPrefix}" is too long: "${names.linkPrefix}rx" and the pod links must fit 15 characters`);
+  if (!/^mbr[a-z0-9_.-]*$/i.test(names.netnsPrefix)) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `netns prefix "${names.netnsPrefix}" must start with "mbr" and hold only letters, digits, ".", "_" and "-"`);
 }
 
 /** Write a per-interface IPv6 switch if IPv6 exists on this kernel at all. */
@@ -235,7 +236,7 @@ export class PodNetwork {
     const holders = await ipJson<AddrJson[]>(['addr', 'show', 'to', `${routerIP}/32`], `look for ${routerIP}`);
     const others = holders.filter((h) => h.ifname !== routerIf);
     if (others.length > 0) {
-      throw new Error(`the router IP ${routerIP} is already configured on ${others.map((h) => h.ifname).join(', ')}: another agent or test run owns the pod network`);
+      throw new MembraneError('MEMBRANE_E_POD_NETWORK', `the router IP ${routerIP} is already configured on ${others.map((h) => h.ifname).join(', ')}: another agent or test run owns the pod network`);
     }
 
     let net: PodNetwork;
@@ -290,8 +291,8 @@ export class PodNetwork {
     const repairs: string[] = [];
     const router = await linkShow(routerIf);
     const peer = await linkShow(routerPeer);
-    if (!router) throw new Error(`the router link ${routerIf} vanished while it was being adopted`);
-    if (!peer) throw new Error(`the router link ${routerIf} holds the router IP but its peer ${routerPeer} is missing: remove ${routerIf} and open again`);
+    if (!router) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `the router link ${routerIf} vanished while it was being adopted`);
+    if (!peer) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `the router link ${routerIf} holds the router IP but its peer ${routerPeer} is missing: remove ${routerIf} and open again`);
     if (!peer.flags?.includes('UP')) {
       await ip(['link', 'set', routerPeer, 'up'], `bring up ${routerPeer}`);
       repairs.push(`${routerPeer} was down`);
@@ -316,12 +317,12 @@ export class PodNetwork {
   }
 
   private assertOpen(): void {
-    if (this.destroyed) throw new Error(`the pod network ${this.routerIf} has been destroyed`);
+    if (this.destroyed) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `the pod network ${this.routerIf} has been destroyed`);
   }
 
   private checkId(id: string): void {
-    if (!POD_ID.test(id)) throw new Error(`pod id "${id}" must be lowercase letters, digits and "-", starting with a letter or digit`);
-    if (id.length > this.maxIdLength) throw new Error(`pod id "${id}" is longer than ${this.maxIdLength} characters: link ${this.podNames(id).hostIf} would not fit 15`);
+    if (!POD_ID.test(id)) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod id "${id}" must be lowercase letters, digits and "-", starting with a letter or digit`);
+    if (id.length > this.maxIdLength) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod id "${id}" is longer than ${this.maxIdLength} characters: link ${this.podNames(id).hostIf} would not fit 15`);
   }
 
   private nextId(): string {
@@ -360,14 +361,14 @@ export class PodNetwork {
     this.checkId(id);
     const name = spec.name ?? id;
     const taken = this.records.get(id);
-    if (taken) throw new Error(`pod ${name}: id ${id} is already the id of pod ${taken.pod.name}`);
+    if (taken) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${name}: id ${id} is already the id of pod ${taken.pod.name}`);
     let podIP: string;
     if (spec.ip !== undefined) {
       const why = this.allocator.unusableReason(spec.ip);
-      if (why) throw new Error(`pod ${name}: ${why}`);
+      if (why) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${name}: ${why}`);
       const holder = this.ipHolder(spec.ip);
-      if (holder) throw new Error(`pod ${name}: ${spec.ip} is already the IP of pod ${holder.pod.name}`);
-      if (this.allocator.isInUse(spec.ip)) throw new Error(`pod ${name}: ${spec.ip} is already in use (by a pod found in place, or given out before a restart)`);
+      if (holder) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${name}: ${spec.ip} is already the IP of pod ${holder.pod.name}`);
+      if (this.allocator.isInUse(spec.ip)) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${name}: ${spec.ip} is already in use (by a pod found in place, or given out before a restart)`);
       this.allocator.claim(spec.ip);
       podIP = spec.ip;
     } else {
@@ -378,9 +379,9 @@ export class PodNetwork {
     this.records.set(id, rec);
     this.track(rec, `pod ${name} bookkeeping`, () => this.forget(rec), cleanup);
     try {
-      if (await linkShow(hostIf)) throw new Error(`pod ${name}: the link ${hostIf} already exists (left by an earlier run? adopt or remove pod ${id})`);
+      if (await linkShow(hostIf)) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${name}: the link ${hostIf} already exists (left by an earlier run? adopt or remove pod ${id})`);
       if ((await ipJson<{ name: string }[]>(['netns', 'list'], 'list network namespaces')).some((n) => n.name === netns)) {
-        throw new Error(`pod ${name}: the network namespace ${netns} already exists (left by an earlier run? adopt or remove pod ${id})`);
+        throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${name}: the network namespace ${netns} already exists (left by an earlier run? adopt or remove pod ${id})`);
       }
       await netnsAdd(netns);
       this.track(rec, `netns ${netns}`, () => netnsDelete(netns), cleanup);
@@ -405,7 +406,7 @@ export class PodNetwork {
       try {
         await rec.undo.run();
       } catch (u) {
-        throw new Error(`${errorText(e)} (and undoing it failed: ${errorText(u)})`, { cause: e });
+        throw new MembraneError('MEMBRANE_E_POD_NETWORK', `${errorText(e)} (and undoing it failed: ${errorText(u)})`, { cause: e });
       }
       throw e;
     }
@@ -509,7 +510,7 @@ export class PodNetwork {
     this.checkId(id);
     const existing = this.records.get(id);
     if (existing?.ready) return existing.pod;
-    if (existing) throw new Error(`pod ${existing.pod.name}: still being set up`);
+    if (existing) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${existing.pod.name}: still being set up`);
     const d = await this.inspectPod(id);
     if (expect.ip !== undefined && d.ip !== undefined && d.ip !== expect.ip) d.problems.push(`its address is ${d.ip}, not ${expect.ip}`);
     const holder = d.ip !== undefined ? this.ipHolder(d.ip) : undefined;
@@ -517,7 +518,7 @@ export class PodNetwork {
     if (d.problems.length > 0) throw new PodAdoptError(id, d.problems);
     const again = this.records.get(id);
     if (again?.ready) return again.pod;
-    if (again) throw new Error(`pod ${again.pod.name}: still being set up`);
+    if (again) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${again.pod.name}: still being set up`);
 
     const podIP = d.ip!;
     this.allocator.markInUse(podIP);
@@ -546,7 +547,7 @@ export class PodNetwork {
     this.checkId(id);
     const rec = this.records.get(id);
     if (rec) {
-      if (!rec.ready) throw new Error(`pod ${rec.pod.name}: still being set up`);
+      if (!rec.ready) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${rec.pod.name}: still being set up`);
       await rec.undo.run();
       return;
     }
@@ -601,6 +602,6 @@ export class PodNetwork {
     } catch (e) {
       errors.push(`router link ${this.routerIf}: ${errorText(e)}`);
     }
-    if (errors.length > 0) throw new Error(`destroying the pod network ${this.routerIf} failed: ${errors.join('; ')}`);
+    if (errors.length > 0) throw new MembraneError('MEMBRANE_E_POD_NETWORK', `destroying the pod network ${this.routerIf} failed: ${errors.join('; ')}`);
   }
 }

@@ -1,39 +1,18 @@
 /**
- * EndpointRealizer: makes the kernel enforce an endpoint's desired policy.
- * It compares what it wants to install with what it installed last and, on a
- * change, fills a new policy map (entries and each direction's enforcement
- * together) and swaps it in with one update: every packet is judged wholly
- * by the old policy or wholly by the new one, so a packet both deny is never
- * let through and a packet both allow is never dropped.
+ * EndpointRealizer: one endpoint at a time, for callers that compute
+ * policies themselves (the live scenario runner, kernel tests, benches).
+ * Each call is a partial regeneration of the EndpointManager: the
+ * endpoint's new policy map (entries and each direction's enforcement
+ * together) is filled, then swapped in with one update, so every packet is
+ * judged wholly by the old policy or wholly by the new one.
  */
-import { endpointFlags, ipv4ToNumber, type Endpoint, type PolicyMapWrite } from '@membrane/datapath';
-import type { EndpointPolicy, PolicyMapEntry, RuleOrigin } from '@membrane/policy';
-import { policyMapWrites, type ProxyPorts } from './policy-writes.js';
+import type { EndpointPolicy, RuleOrigin } from '@membrane/policy';
+import { EndpointManager, type EndpointDatapath, type RealizedEndpoint } from './endpoint-manager.js';
+import type { ProxyPorts } from './policy-writes.js';
 
-/** The datapath operations the realizer needs (Datapath implements them; tests may fake them). */
-export interface PolicyDatapath {
-  setEndpoint(ifindex: number, ep: Endpoint): void;
-  getEndpoint(ifindex: number): Endpoint | undefined;
-  deleteEndpoint(ifindex: number): boolean;
-  replacePolicy(epId: number, writes: readonly PolicyMapWrite[]): void;
-  removePolicy(epId: number): boolean;
-  ipcacheUpsert(cidr: string, identity: number, epId?: number): void;
-  ipcacheDelete(cidr: string): boolean;
-}
-
-export interface RealizedEndpoint {
-  ifindex: number;
-  epId: number;
-  ipv4: string;
-  identity: number;
-}
-
-interface Installed {
-  ep: RealizedEndpoint;
-  flags: number;
-  fingerprint: string;
-  entries: PolicyMapEntry[];
-}
+export type { RealizedEndpoint };
+/** The datapath operations the realizer needs. */
+export type PolicyDatapath = EndpointDatapath;
 
 export interface RealizeResult {
   changed: boolean;
@@ -41,43 +20,24 @@ export interface RealizeResult {
 }
 
 export class EndpointRealizer {
-  private readonly installed = new Map<number, Installed>();
+  private readonly manager: EndpointManager;
 
-  constructor(
-    private readonly dp: PolicyDatapath,
-    private readonly proxy: ProxyPorts = {},
-  ) {}
+  constructor(dp: EndpointDatapath, proxy: ProxyPorts = {}) {
+    this.manager = new EndpointManager(dp, { proxy });
+  }
 
   realize(ep: RealizedEndpoint, policy: EndpointPolicy): RealizeResult {
-    const w = policyMapWrites(policy, this.proxy);
-    const flags = endpointFlags(w);
-    const fingerprint = JSON.stringify(w.writes);
-    const old = this.installed.get(ep.epId);
-    const current = this.dp.getEndpoint(ep.ifindex);
-    const same = old && old.fingerprint === fingerprint && current && current.ep_id === ep.epId && current.identity === ep.identity && current.ipv4 === ipv4ToNumber(ep.ipv4) && current.flags === 0;
-    if (same) return { changed: false, entries: w.writes.length };
-
-    this.dp.ipcacheUpsert(`${ep.ipv4}/32`, ep.identity, ep.epId);
-    if (!old || old.fingerprint !== fingerprint) this.dp.replacePolicy(ep.epId, w.writes);
-    // The endpoint entry forces no enforcement of its own: it all lives in the map.
-    if (!current || current.ep_id !== ep.epId || current.identity !== ep.identity || current.ipv4 !== ipv4ToNumber(ep.ipv4) || current.flags !== 0) {
-      this.dp.setEndpoint(ep.ifindex, { ep_id: ep.epId, ipv4: ipv4ToNumber(ep.ipv4), identity: ep.identity, flags: 0 });
-    }
-    this.installed.set(ep.epId, { ep, flags, fingerprint, entries: w.entries });
-    return { changed: true, entries: w.writes.length };
+    const plan = this.manager.planPolicies([{ ep, policy }], { partial: true });
+    const entries = [...plan.endpoints.values()][0]!.writes.writes.length;
+    this.manager.commit(plan);
+    return { changed: plan.changed > 0, entries };
   }
 
   remove(ep: RealizedEndpoint): void {
-    this.dp.deleteEndpoint(ep.ifindex);
-    this.dp.removePolicy(ep.epId);
-    this.dp.ipcacheDelete(`${ep.ipv4}/32`);
-    this.installed.delete(ep.epId);
+    this.manager.remove(ep.epId);
   }
 
-  /** The rules behind a policy-map entry an event names (by its cookie). */
   origins(epId: number, cookie: number): RuleOrigin[] {
-    const e = this.installed.get(epId)?.entries[cookie - 1];
-    if (!e) return [];
-    return [...new Set(e.sources.flatMap((s) => s.origins))];
+    return this.manager.origins(epId, cookie);
   }
 }

@@ -97,6 +97,53 @@ export class IdentityAllocator {
     return true;
   }
 
+  /** An independent copy (same numbers, references and counters): plan on it, then keep it or drop it. */
+  clone(): IdentityAllocator {
+    const c = new IdentityAllocator();
+    for (const [k, slot] of this.byLabels) {
+      if (slot.refs === Infinity) continue;
+      const copy = { identity: slot.identity, refs: slot.refs };
+      c.byLabels.set(k, copy);
+      c.byId.set(slot.identity.id, copy);
+    }
+    c.nextCluster = this.nextCluster;
+    c.nextLocal = this.nextLocal;
+    c.revision = this.revision;
+    return c;
+  }
+
+  /**
+   * Makes the references exactly what `wanted` says: each label set holds as
+   * many references as it appears in `wanted` (allocated if new, keeping its
+   * number otherwise), and every other non-reserved identity is freed. For an
+   * owner that recomputes its whole demand each time (the endpoint manager):
+   * a reference can then never leak, however often the same world is
+   * computed again. Answers the identity of each wanted label set.
+   */
+  sync(wanted: Iterable<LabelSet>): Map<string, Identity> {
+    const counts = new Map<string, { labels: LabelSet; n: number }>();
+    for (const l of wanted) {
+      const k = l.toString();
+      const c = counts.get(k);
+      if (c) c.n++;
+      else counts.set(k, { labels: l, n: 1 });
+    }
+    const out = new Map<string, Identity>();
+    for (const [k, c] of counts) {
+      const id = this.allocate(c.labels);
+      const slot = this.byLabels.get(k)!;
+      if (slot.refs !== Infinity) slot.refs = c.n;
+      out.set(k, id);
+    }
+    for (const [k, slot] of [...this.byLabels]) {
+      if (slot.refs === Infinity || counts.has(k)) continue;
+      this.byLabels.delete(k);
+      this.byId.delete(slot.identity.id);
+      this.revision++;
+    }
+    return out;
+  }
+
   get(id: number): Identity | undefined {
     return this.byId.get(id)?.identity;
   }

@@ -85,6 +85,14 @@ export class Repository {
     return gone;
   }
 
+  /** An independent copy at the same revision: change it to preview a batch, keep it to commit. */
+  clone(): Repository {
+    const c = new Repository();
+    for (const [k, p] of this.policies) c.policies.set(k, p);
+    c.revision = this.revision;
+    return c;
+  }
+
   get(ref: PolicyRef): TranslatedPolicy | undefined {
     return this.policies.get(policyKey(ref));
   }

@@ -17,6 +17,14 @@ export interface ResolveOptions {
   /** Named ports of every endpoint (egress rules name the peers' ports; Cilium resolves them cluster-wide). */
   clusterNamedPorts?: readonly NamedPort[];
   /**
+   * The named ports of the endpoints that have a given identity. An egress
+   * rule naming a port then resolves it per peer, against the containers of
+   * the pods it selects (Kubernetes: a named port refers to the destination
+   * pod's port), instead of the union over the cluster; peers without pods
+   * (world, CIDR, any) fall back to clusterNamedPorts.
+   */
+  peerNamedPorts?: (identity: number) => readonly NamedPort[] | undefined;
+  /**
    * Traffic from the local host to an endpoint is always allowed (Cilium's
    * default allow-localhost). An explicit deny still wins.
    */
@@ -92,8 +100,9 @@ export class PolicyResolver {
     const reqDeny = requirements(true);
 
     const named = direction === 'ingress' ? opts.namedPorts ?? [] : opts.clusterNamedPorts ?? opts.namedPorts ?? [];
+    const perPeer = direction === 'egress' ? opts.peerNamedPorts : undefined;
     for (const r of selecting) {
-      for (const d of r[direction]) this.addRule(dp, d, d.deny ? reqDeny : reqAllow, named);
+      for (const d of r[direction]) this.addRule(dp, d, d.deny ? reqDeny : reqAllow, named, perPeer);
     }
     // Enforced by rules that are all default-allow (enableDefaultDeny: false): traffic no
     // entry matches passes (DirectionPolicy.defaultDeny is false), but an allow with L7
@@ -106,7 +115,7 @@ export class PolicyResolver {
     return dp;
   }
 
-  private addRule(dp: DirectionPolicy, d: DirectionalRule, reqs: readonly Requirement[], named: readonly NamedPort[]): void {
+  private addRule(dp: DirectionPolicy, d: DirectionalRule, reqs: readonly Requirement[], named: readonly NamedPort[], perPeer?: (identity: number) => readonly NamedPort[] | undefined): void {
     const ids = new Set<number>();
     for (const p of d.peers) {
       const peer = p.kind === 'endpoints' && reqs.length > 0 ? { kind: 'endpoints' as const, selector: p.selector.and(...reqs) } : p;
@@ -116,8 +125,10 @@ export class PolicyResolver {
     }
     if (ids.size === 0) return;
     const ports = d.ports === null ? [{ proto: 0, port: 0, endPort: 65535 } as PortSpec] : expandPorts(d.ports, named);
+    const hasNamed = perPeer !== undefined && d.ports !== null && d.ports.some((p) => p.name !== undefined);
     for (const identity of ids) {
-      for (const p of ports) {
+      const own = hasNamed && identity !== ANY_IDENTITY ? perPeer!(identity) : undefined;
+      for (const p of own ? expandPorts(d.ports!, own) : ports) {
         dp.add({ identity, proto: p.proto, port: p.port, endPort: p.endPort }, d.deny, d.origin, p.l7);
       }
     }
@@ -154,5 +165,62 @@ export function resolveAll(
   const selecting = rulesBySubject(rules, subjects);
   const out = new Map<number, EndpointPolicy>();
   for (const s of subjects) out.set(s.id, resolver.resolve(s, selecting.get(s.id) ?? [], opts(s)));
+  return out;
+}
+
+/** An endpoint to resolve: its identity and its own containers' named ports. */
+export interface EndpointSubject<K> {
+  key: K;
+  identity: Identity;
+  namedPorts: readonly NamedPort[];
+}
+
+/**
+ * The MapState of every endpoint, with named ports resolved as Kubernetes
+ * defines them: an ingress rule's port name against the endpoint's own
+ * containers, an egress rule's against the containers of the peers it
+ * selects (cluster-wide for peers without pods). Endpoints that share an
+ * identity and their named ports share one resolution.
+ */
+export function resolveEndpoints<K>(
+  rules: readonly Rule[],
+  ctx: SelectionContext,
+  endpoints: readonly EndpointSubject<K>[],
+  opts: { cache?: SelectorCache; allowLocalhost?: boolean } = {},
+): Map<K, EndpointPolicy> {
+  const byIdentity = new Map<number, NamedPort[]>();
+  const cluster: NamedPort[] = [];
+  const seenCluster = new Set<string>();
+  for (const e of endpoints) {
+    const list = byIdentity.get(e.identity.id) ?? [];
+    byIdentity.set(e.identity.id, list);
+    for (const n of e.namedPorts) {
+      const k = `${n.name}/${n.port}/${n.proto}`;
+      if (!list.some((x) => `${x.name}/${x.port}/${x.proto}` === k)) list.push(n);
+      if (!seenCluster.has(k)) {
+        seenCluster.add(k);
+        cluster.push(n);
+      }
+    }
+  }
+  const resolver = new PolicyResolver(ctx, opts.cache);
+  const subjects = [...new Map(endpoints.map((e) => [e.identity.id, e.identity])).values()];
+  const selecting = rulesBySubject(rules, subjects);
+  const byGroup = new Map<string, EndpointPolicy>();
+  const out = new Map<K, EndpointPolicy>();
+  for (const e of endpoints) {
+    const group = `${e.identity.id}|${e.namedPorts.map((n) => `${n.name}/${n.port}/${n.proto}`).sort().join(',')}`;
+    let pol = byGroup.get(group);
+    if (!pol) {
+      pol = resolver.resolve(e.identity, selecting.get(e.identity.id) ?? [], {
+        namedPorts: e.namedPorts,
+        clusterNamedPorts: cluster,
+        peerNamedPorts: (id) => byIdentity.get(id),
+        ...(opts.allowLocalhost !== undefined ? { allowLocalhost: opts.allowLocalhost } : {}),
+      });
+      byGroup.set(group, pol);
+    }
+    out.set(e.key, pol);
+  }
   return out;
 }

@@ -23,6 +23,7 @@ import {
   type Schema,
 } from '@membrane/api';
 import { parseIP } from './cidr.js';
+import { isServiceName, protoNumber, type NamedPort } from './ports.js';
 import { parsePolicyDocument, type TranslatedPolicy } from './repository.js';
 
 export interface ScenarioEndpoint {
@@ -31,6 +32,8 @@ export interface ScenarioEndpoint {
   labels: Record<string, string>;
   ip?: string;
   serviceAccount?: string;
+  /** Its containers' named ports (`containers[].ports[].name` of a pod): `http: 8080`, `dns: 53/UDP`. */
+  ports?: NamedPort[];
 }
 
 export interface ScenarioOutside {
@@ -67,6 +70,30 @@ const ENTITIES = ['host', 'remote-node', 'world', 'cluster', 'init', 'health', '
 const ipString: Schema<string> = str({ check: (s) => (parseIP(s) ? undefined : `"${s}" is not an IP address`) });
 const labels = strMap(checkLabelKey, str({ check: checkLabelValue }));
 
+/** `name: 8080` (TCP) or `name: "53/UDP"`, as a container port named in a pod spec. */
+const namedPorts: Schema<NamedPort[]> = (v: unknown, path: string, problems: Problems) => {
+  if (!isPlainObject(v)) {
+    problems.add(path, `must be a mapping of port names to ports (http: 8080, dns: 53/UDP), not ${typeName(v)}`);
+    return undefined;
+  }
+  const out: NamedPort[] = [];
+  for (const [name, val] of Object.entries(v)) {
+    const at = join(path, name);
+    if (!isServiceName(name)) {
+      problems.add(at, `"${name}" is not a port name (an IANA service name: lowercase letters, digits and "-", at most 15, at least one letter)`);
+      continue;
+    }
+    const m = typeof val === 'number' ? [String(val), String(val), 'TCP'] : typeof val === 'string' ? /^(\d+)(?:\/(TCP|UDP|SCTP))?$/.exec(val) : null;
+    const port = m ? Number(m[1]) : NaN;
+    if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+      problems.add(at, `must be a port number from 1 to 65535, optionally with /TCP, /UDP or /SCTP (got ${JSON.stringify(val)})`);
+      continue;
+    }
+    out.push({ name, port, proto: protoNumber(m[2] ?? 'TCP')! });
+  }
+  return out;
+};
+
 const scenarioSchema = obj(
   {
     name: str({ nonEmpty: true }),
@@ -95,6 +122,7 @@ const scenarioSchema = obj(
           labels,
           ip: ipString,
           serviceAccount: str({ nonEmpty: true }),
+          ports: namedPorts,
         },
         { required: ['name'] },
       ),
@@ -148,6 +176,7 @@ export function parseScenario(text: string, source: string): Scenario {
     labels: e.labels ?? {},
     ...(e.ip ? { ip: e.ip } : {}),
     ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
+    ...(e.ports?.length ? { ports: e.ports } : {}),
   }));
   const outside: ScenarioOutside[] = (raw.outside ?? []).map((o) => ({
     name: o.name!,

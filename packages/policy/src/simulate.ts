@@ -17,7 +17,7 @@ import {
 } from './identity.js';
 import type { EndpointPolicy } from './mapstate.js';
 import { Proto, protoNumber } from './ports.js';
-import { resolveAll } from './resolve.js';
+import { resolveAll, resolveEndpoints } from './resolve.js';
 import type { RuleOrigin } from './rule.js';
 import type { Scenario, ScenarioProbe } from './scenario.js';
 
@@ -34,7 +34,10 @@ export interface WorldPeer {
 export interface World {
   peers: Map<string, WorldPeer>;
   identities: Identity[];
+  /** By identity: the host's, and each endpoint identity's (without named ports of its own). */
   policies: Map<number, EndpointPolicy>;
+  /** By endpoint (`namespace/name`), named ports resolved against its containers. */
+  endpointPolicies: Map<string, EndpointPolicy>;
 }
 
 /** The identities of a scenario: reserved ones, one per distinct endpoint label set, one per outside IP. */
@@ -105,8 +108,14 @@ export function buildWorld(s: Scenario): World {
   const rules = s.policies.flatMap((p) => p.rules);
   const subjects = [...new Map([...peers.values()].filter((p) => p.kind === 'endpoint').map((p) => [p.identity.id, p.identity])).values()];
   subjects.push(reserved.get(ReservedIdentity.host)!);
-  const policies = resolveAll(rules, { identities, dnsNames }, subjects);
-  return { peers, identities, policies };
+  const ctx = { identities, dnsNames };
+  const policies = resolveAll(rules, ctx, subjects);
+  const endpointPolicies = resolveEndpoints(
+    rules,
+    ctx,
+    s.endpoints.map((e) => ({ key: `${e.namespace}/${e.name}`, identity: peers.get(`${e.namespace}/${e.name}`)!.identity, namedPorts: e.ports ?? [] })),
+  );
+  return { peers, identities, policies, endpointPolicies };
 }
 
 export interface ProbeResult {
@@ -193,11 +202,11 @@ export function evaluateProbe(world: World, probe: ScenarioProbe): { result: Pro
   let egress: DirectionVerdict | undefined;
   let ingress: DirectionVerdict | undefined;
   if (isSubject(from)) {
-    const pol = world.policies.get(from.identity.id)!;
+    const pol = world.endpointPolicies.get(from.name) ?? world.policies.get(from.identity.id)!;
     egress = decideDirection(pol.egress, from.name, to.identity.id, proto, port, req);
   }
   if (isSubject(to)) {
-    const pol = world.policies.get(to.identity.id)!;
+    const pol = world.endpointPolicies.get(to.name) ?? world.policies.get(to.identity.id)!;
     ingress = decideDirection(pol.ingress, to.name, from.identity.id, proto, port, req);
   }
   const v = decideConnection(egress, ingress);

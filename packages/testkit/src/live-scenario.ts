@@ -146,7 +146,7 @@ export async function runScenarioLive(text: string, source: string, opts: LiveRu
     const realizer = new EndpointRealizer(dp);
     for (const e of endpoints) {
       const pod = pods.get(e.name)!;
-      const policy = world.policies.get(e.identity.id);
+      const policy = world.endpointPolicies.get(e.name) ?? world.policies.get(e.identity.id);
       if (!policy) throw new Error(`${source}: the simulator computed no policy for ${e.name} (identity ${e.identity.id})`);
       realizer.realize({ ifindex: pod.ifindex, epId: epIds.get(e.name)!, ipv4: e.ip!, identity: e.identity.id }, policy);
       dp.attach(pod.ifindex, pod.hostIf);

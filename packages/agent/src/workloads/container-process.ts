@@ -120,3 +120,11 @@ export async function stopContainer(ref: ProcessRef, graceSeconds: number): Prom
     while (isAlive(ref) && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** The process runner the agent uses (ports.ts ProcessRunner). */
+export const defaultProcessRunner = {
+  resolveExecutable,
+  start: startContainer,
+  stop: stopContainer,
+  isAlive,
+};

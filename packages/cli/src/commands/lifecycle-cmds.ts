@@ -171,6 +171,7 @@ export async function status(argv: readonly string[], io: Io): Promise<number> {
     ['Proxy', s.proxy.state],
     ['Versions', `membrane ${s.versions.membrane}, node ${s.versions.node}, kernel ${s.versions.kernel}, libbpf ${s.versions.libbpf}`],
   ];
+  for (const p of s.problems ?? []) rows.push(['Problem', p]);
   for (const [k, v] of rows) io.out(`${(k + ':').padEnd(14)}${v}\n`);
   return 0;
 }

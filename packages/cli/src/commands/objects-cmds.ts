@@ -1,6 +1,6 @@
 /** `membrane apply`, `delete`, `get`, `endpoint list`, `identity list`, `wait`. */
 import { stringify } from 'yaml';
-import { MembraneError, loadDocuments, type ApiDocument, type ApplyResponse, type DeleteResponse, type EndpointInfo, type IdentityInfo } from '@membrane/api';
+import { MembraneError, combineErrors, loadDocuments, type ApiDocument, type ApplyResponse, type DeleteResponse, type EndpointInfo, type IdentityInfo } from '@membrane/api';
 import { boolFlag, flag, outputFormat, parseArgs, usage } from '../args.js';
 import { call } from '../client.js';
 import { collectFiles, readText } from '../files.js';
@@ -9,11 +9,19 @@ import { describe } from '../printers/describe.js';
 import type { Io } from '../io.js';
 import { parseDuration } from './lifecycle-cmds.js';
 
+/** Every document of every file; the problems of all files are reported together. */
 function readDocuments(files: readonly string[]): ApiDocument[] {
   const out: ApiDocument[] = [];
+  const errors: MembraneError[] = [];
   for (const f of collectFiles(files)) {
-    for (const d of loadDocuments(readText(f), f)) out.push({ source: d.ref.source, label: d.ref.label, value: d.value });
+    try {
+      for (const d of loadDocuments(readText(f), f)) out.push({ source: d.ref.source, label: d.ref.label, value: d.value });
+    } catch (e) {
+      if (!(e instanceof MembraneError)) throw e;
+      errors.push(e);
+    }
   }
+  if (errors.length) throw combineErrors(errors);
   if (out.length === 0) throw new MembraneError('MEMBRANE_E_USAGE', `no objects in ${files.join(', ')}`);
   return out;
 }
@@ -61,7 +69,9 @@ export async function del(argv: readonly string[], io: Io): Promise<number> {
   }
   const r = await call<DeleteResponse>('POST', '/v1/delete', body);
   for (const x of r.results) io.out(x.action === 'deleted' ? `${lower(x.kind)} "${x.name}" deleted\n` : `${lower(x.kind)} "${x.name}" not found (ignored)\n`);
-  return 0;
+  // The objects are gone; what the kernel kept of them is said, never hidden.
+  for (const problem of r.problems ?? []) io.err(`membrane: ${problem} [MEMBRANE_E_POD_NETWORK]\n`);
+  return r.problems?.length ? 1 : 0;
 }
 
 const KIND_ALIASES: Record<string, string> = {

@@ -1,12 +1,14 @@
 /**
  * The agent's API server: JSON over HTTP on a root-only unix socket (mode
- * 0600) and on 127.0.0.1 for the console. Over TCP, requests that change
- * anything need the agent's token (Authorization: Bearer); the socket's file
+ * 0600) and on 127.0.0.1 for the console. Over TCP every request needs the
+ * agent's token (Authorization: Bearer): reads return objects, pod logs and
+ * the state directory, which are no one else's business; the socket's file
  * mode is its own authentication.
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import { MembraneError, type ApiErrorBody } from '@membrane/api';
 
 export interface ApiRequest {
@@ -32,9 +34,18 @@ const STATUS: Record<string, number> = {
   MEMBRANE_E_MANIFEST_INVALID: 400,
   MEMBRANE_E_POLICY_INVALID: 400,
   MEMBRANE_E_USAGE: 400,
+  MEMBRANE_E_SCENARIO_INVALID: 400,
   MEMBRANE_E_NOT_FOUND: 404,
   MEMBRANE_E_CONFLICT: 409,
+  MEMBRANE_E_IP_EXHAUSTED: 409,
 };
+
+/** Constant-time comparison of the bearer token. */
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const want = Buffer.from(`Bearer ${token}`);
+  const got = Buffer.from(header ?? '');
+  return got.length === want.length && timingSafeEqual(got, want);
+}
 
 function match(pattern: string, path: string): Record<string, string> | undefined {
   const a = pattern.split('/');
@@ -82,8 +93,8 @@ export class ApiServer {
       res.end(JSON.stringify(body));
     };
     try {
-      if (!trusted && req.method !== 'GET' && req.headers.authorization !== `Bearer ${this.opts.token}`) {
-        send(401, { error: { code: 'MEMBRANE_E_USAGE', message: 'changes over TCP need the agent token (Authorization: Bearer <token>)' } } satisfies ApiErrorBody);
+      if (!trusted && !tokenMatches(req.headers.authorization, this.opts.token)) {
+        send(401, { error: { code: 'MEMBRANE_E_USAGE', message: 'requests over TCP need the agent token (Authorization: Bearer <token>, in the token file of the state directory)' } } satisfies ApiErrorBody);
         return;
       }
       for (const r of this.routes) {
@@ -97,7 +108,7 @@ export class ApiServer {
       }
       send(404, { error: { code: 'MEMBRANE_E_NOT_FOUND', message: `no API route ${req.method} ${url.pathname}` } } satisfies ApiErrorBody);
     } catch (e) {
-      if (e instanceof MembraneError) send(STATUS[e.code] ?? 500, { error: { code: e.code, message: e.message } } satisfies ApiErrorBody);
+      if (e instanceof MembraneError) send(STATUS[e.code] ?? 500, { error: { code: e.code, message: e.message, ...(e.details.length > 1 ? { details: [...e.details] } : {}) } } satisfies ApiErrorBody);
       else send(500, { error: { code: 'MEMBRANE_E_INTERNAL', message: e instanceof Error ? e.message : String(e) } } satisfies ApiErrorBody);
     }
   }
@@ -108,13 +119,13 @@ export class ApiServer {
       if (await socketAnswers(this.opts.socketPath)) throw new Error(`another agent is serving ${this.opts.socketPath}`);
       unlinkSync(this.opts.socketPath);
     }
-    this.unix = createServer((q, s) => void this.handle(q, s, true));
+    this.unix = createServer((q, s) => this.handle(q, s, true).catch(() => s.destroy()));
     await new Promise<void>((resolve, reject) => {
       this.unix!.once('error', reject);
       this.unix!.listen(this.opts.socketPath, () => resolve());
     });
     chmodSync(this.opts.socketPath, 0o600);
-    this.tcp = createServer((q, s) => void this.handle(q, s, false));
+    this.tcp = createServer((q, s) => this.handle(q, s, false).catch(() => s.destroy()));
     await new Promise<void>((resolve, reject) => {
       this.tcp!.once('error', (e) => reject(new Error(`listen on 127.0.0.1:${this.opts.port}: ${e.message}`)));
       this.tcp!.listen(this.opts.port, '127.0.0.1', () => resolve());

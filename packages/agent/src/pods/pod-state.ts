@@ -1,5 +1,5 @@
 /** The runtime state the agent keeps for each pod (persisted, so a restarted agent adopts the pod). */
-import type { ProcessRef } from './workloads/container-process.js';
+import type { ProcessRef } from '../workloads/container-process.js';
 
 export interface ContainerState {
   name: string;

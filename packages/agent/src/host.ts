@@ -1,0 +1,24 @@
+/** The host's own IPv4 addresses (traffic from them is the host identity), and the agent's state directory. */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function hostAddresses(): string[] {
+  try {
+    const out = execFileSync('ip', ['-json', '-4', 'addr', 'show'], { encoding: 'utf8' });
+    const links = JSON.parse(out) as { addr_info?: { local: string }[] }[];
+    return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local)).filter((a) => !a.startsWith('127.'));
+  } catch {
+    return [];
+  }
+}
+
+/** Creates the state directory (root-only) and its token file on first start; answers the token. */
+export function prepareStateDir(stateDir: string): string {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
+  const tokenFile = join(stateDir, 'token');
+  if (!existsSync(tokenFile)) writeFileSync(tokenFile, randomBytes(24).toString('hex') + '\n', { mode: 0o600 });
+  return readFileSync(tokenFile, 'utf8').trim();
+}

@@ -1,0 +1,37 @@
+/** `membrane status`: the agent, the datapath and what they hold. */
+import { readFileSync } from 'node:fs';
+import type { StatusResponse } from '@membrane/api';
+import { native } from '@membrane/datapath';
+
+export const VERSION = '0.1.0';
+
+export interface StatusInputs {
+  agent: StatusResponse['agent'];
+  podCIDR: string;
+  pinRoot: string;
+  lostEvents: number;
+  endpoints: { total: number; ready: number };
+  policies: { total: number; revision: number };
+  identities: number;
+  problems: readonly string[];
+}
+
+export function statusView(s: StatusInputs): StatusResponse {
+  let libbpf = '?';
+  try {
+    libbpf = native().libbpfVersion();
+  } catch {
+    // The datapath reports a missing addon itself.
+  }
+  return {
+    agent: s.agent,
+    datapath: { pinRoot: s.pinRoot, podCIDR: s.podCIDR, programs: 'from-container, to-container', lostEvents: s.lostEvents },
+    endpoints: s.endpoints,
+    policies: s.policies,
+    identities: { total: s.identities },
+    observer: { flowsSeen: 0, bufferSize: 0, lostEvents: 0 },
+    proxy: { state: 'not implemented yet (HTTP and DNS rules are enforced at L4 only)' },
+    problems: [...s.problems],
+    versions: { membrane: VERSION, node: process.version, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), libbpf },
+  };
+}
