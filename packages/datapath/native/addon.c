@@ -1,6 +1,7 @@
 /* membrane_bpf: the N-API addon over libbpf used by @membrane/datapath.
  *
  * Module layout: object.c (BPF objects), map.c (map operations, pins),
+ * map-shape.c (each map fd's key and value sizes, asked once),
  * tc.c (clsact attach), ringbuf.c (ring buffer on the libuv loop),
  * test-run.c (BPF_PROG_TEST_RUN), sockopt.c (socket options Node lacks),
  * bpffs.c (the BPF filesystem). This file registers them and answers what

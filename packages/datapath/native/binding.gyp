@@ -11,6 +11,7 @@
         'bpffs.c',
         'common.c',
         'map.c',
+        'map-shape.c',
         'object.c',
         'ringbuf.c',
         'sockopt.c',

@@ -26,21 +26,30 @@ const char *mbr_errno_name(int err) {
   return name ? name : NULL;
 }
 
-static napi_value make_error(napi_env env, const char *code, const char *msg,
-                             int kind /* 0 Error, 1 TypeError, 2 RangeError */) {
+static napi_value make_error(napi_env env, mbr_error_kind kind,
+                             const char *code, const char *msg) {
   napi_value code_v, msg_v, err = NULL;
   if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
       napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v) != napi_ok)
     return NULL;
-  napi_status s = kind == 1   ? napi_create_type_error(env, code_v, msg_v, &err)
-                  : kind == 2 ? napi_create_range_error(env, code_v, msg_v, &err)
-                              : napi_create_error(env, code_v, msg_v, &err);
+  napi_status s =
+      kind == MBR_TYPE_ERROR    ? napi_create_type_error(env, code_v, msg_v, &err)
+      : kind == MBR_RANGE_ERROR ? napi_create_range_error(env, code_v, msg_v, &err)
+                                : napi_create_error(env, code_v, msg_v, &err);
   return s == napi_ok ? err : NULL;
 }
 
-napi_value mbr_errno_error_detail(napi_env env, int err, const char *syscall,
-                                  const char *detail, const char *what) {
-  char msg[1700], code_buf[32];
+napi_value mbr_throw(napi_env env, napi_value err) {
+  if (err)
+    napi_throw(env, err);
+  return NULL;
+}
+
+static napi_value errno_error_v(napi_env env, int err, const char *syscall,
+                                const char *detail, const char *fmt,
+                                va_list ap) {
+  char what[1024], msg[1700], code_buf[32];
+  vsnprintf(what, sizeof what, fmt, ap);
   const char *code = mbr_errno_name(err);
   if (!code) {
     snprintf(code_buf, sizeof code_buf, "errno %d", err);
@@ -50,8 +59,8 @@ napi_value mbr_errno_error_detail(napi_env env, int err, const char *syscall,
     snprintf(msg, sizeof msg, "%s: %s (%s)", what, code, detail);
   else
     snprintf(msg, sizeof msg, "%s: %s", what, code);
-  napi_value e = make_error(env, strncmp(code, "errno ", 6) ? code : "EUNKNOWN",
-                            msg, 0);
+  napi_value e = make_error(env, MBR_ERROR,
+                            strncmp(code, "errno ", 6) ? code : "EUNKNOWN", msg);
   if (!e)
     return NULL;
   mbr_set_i32(env, e, "errno", -err);
@@ -60,65 +69,34 @@ napi_value mbr_errno_error_detail(napi_env env, int err, const char *syscall,
   return e;
 }
 
-static napi_value errno_error_v(napi_env env, int err, const char *syscall,
-                                const char *fmt, va_list ap) {
-  char what[1024];
-  vsnprintf(what, sizeof what, fmt, ap);
-  return mbr_errno_error_detail(env, err, syscall, NULL, what);
-}
-
-napi_value mbr_errno_error(napi_env env, int err, const char *syscall,
-                           const char *fmt, ...) {
+napi_value mbr_errno_error_detail(napi_env env, int err, const char *syscall,
+                                  const char *detail, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  napi_value e = errno_error_v(env, err, syscall, fmt, ap);
+  napi_value e = errno_error_v(env, err, syscall, detail, fmt, ap);
   va_end(ap);
   return e;
 }
 
-napi_value mbr_throw_errno(napi_env env, int err, const char *syscall,
+napi_value mbr_throw_libbpf(napi_env env, int err, const char *fmt, ...) {
+  char summary[512];
+  const char *detail = mbr_log_summary(summary, sizeof summary);
+  va_list ap;
+  va_start(ap, fmt);
+  napi_value e = errno_error_v(env, err, "bpf", detail, fmt, ap);
+  va_end(ap);
+  mbr_attach_log(env, e);
+  return mbr_throw(env, e);
+}
+
+napi_value mbr_throw_error(napi_env env, mbr_error_kind kind, const char *code,
                            const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  napi_value e = errno_error_v(env, err, syscall, fmt, ap);
-  va_end(ap);
-  if (e)
-    napi_throw(env, e);
-  return NULL;
-}
-
-static napi_value throw_kind(napi_env env, int kind, const char *code,
-                             const char *fmt, va_list ap) {
   char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  napi_value e = make_error(env, code, msg, kind);
-  if (e)
-    napi_throw(env, e);
-  return NULL;
-}
-
-napi_value mbr_throw_type(napi_env env, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  throw_kind(env, 1, "ERR_INVALID_ARG_TYPE", fmt, ap);
   va_end(ap);
-  return NULL;
-}
-
-napi_value mbr_throw_range(napi_env env, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  throw_kind(env, 2, "ERR_OUT_OF_RANGE", fmt, ap);
-  va_end(ap);
-  return NULL;
-}
-
-napi_value mbr_throw_code(napi_env env, const char *code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  throw_kind(env, 0, code, fmt, ap);
-  va_end(ap);
-  return NULL;
+  return mbr_throw(env, make_error(env, kind, code, msg));
 }
 
 void mbr_throw_napi(napi_env env, napi_status status, const char *call) {

@@ -46,26 +46,37 @@
 /* errno's symbolic name ("EEXIST"); the kernel-internal 524 is "ENOTSUPP". */
 const char *mbr_errno_name(int err);
 
-/* Builds `<what>: <CODE>` with err.code = CODE and err.errno = -err (Node's
- * convention for system errors), err.syscall = syscall when given. */
-napi_value mbr_errno_error(napi_env env, int err, const char *syscall,
-                           const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Throws mbr_errno_error(...) and returns NULL. */
-napi_value mbr_throw_errno(napi_env env, int err, const char *syscall,
-                           const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Like mbr_errno_error with " (detail)" after the code when detail is set. */
+/* Builds `<what>: <CODE>`, or `<what>: <CODE> (detail)` when detail is set,
+ * with err.code = CODE, err.errno = -err (Node's convention for system
+ * errors) and err.syscall = syscall when given. Every system error of the
+ * addon is formatted here. */
 napi_value mbr_errno_error_detail(napi_env env, int err, const char *syscall,
-                                  const char *detail, const char *what);
-/* Throws a TypeError with code ERR_INVALID_ARG_TYPE / ERR_INVALID_ARG_VALUE. */
-napi_value mbr_throw_type(napi_env env, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-napi_value mbr_throw_range(napi_env env, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Throws a plain Error with the given code (e.g. MEMBRANE_E_CLOSED). */
-napi_value mbr_throw_code(napi_env env, const char *code, const char *fmt, ...)
+                                  const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define mbr_errno_error(env, err, syscall, ...)                                \
+  mbr_errno_error_detail((env), (err), (syscall), NULL, __VA_ARGS__)
+/* Throws err when it is set (building it may have failed); returns NULL, so
+ * that a callback can `return mbr_throw(env, e)`. */
+napi_value mbr_throw(napi_env env, napi_value err);
+#define mbr_throw_errno(env, ...) mbr_throw((env), mbr_errno_error((env), __VA_ARGS__))
+/* A failed libbpf call: mbr_throw_errno with syscall "bpf", libbpf's failure
+ * line (mbr_log_summary) as the detail and err.log = its captured log. */
+napi_value mbr_throw_libbpf(napi_env env, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+typedef enum { MBR_ERROR, MBR_TYPE_ERROR, MBR_RANGE_ERROR } mbr_error_kind;
+/* Throws an Error, TypeError or RangeError with err.code = code; NULL. */
+napi_value mbr_throw_error(napi_env env, mbr_error_kind kind, const char *code,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Argument errors, coded as Node codes its own. */
+#define mbr_throw_type(env, ...)                                               \
+  mbr_throw_error((env), MBR_TYPE_ERROR, "ERR_INVALID_ARG_TYPE", __VA_ARGS__)
+#define mbr_throw_range(env, ...)                                              \
+  mbr_throw_error((env), MBR_RANGE_ERROR, "ERR_OUT_OF_RANGE", __VA_ARGS__)
+/* A plain Error with the given code (e.g. MEMBRANE_E_CLOSED). */
+#define mbr_throw_code(env, code, ...)                                         \
+  mbr_throw_error((env), MBR_ERROR, (code), __VA_ARGS__)
 void mbr_throw_napi(napi_env env, napi_status status, const char *call);
 
 /* ---- arguments ---- */

@@ -3,10 +3,11 @@
  * and object info.
  *
  * Keys and values are raw bytes laid out as the C structs are; their sizes
- * come from the kernel (one BPF_OBJ_GET_INFO_BY_FD per call) and Buffers of
+ * come from the kernel (map-shape.h: asked once per fd) and Buffers of
  * another size are refused. Per-CPU maps take and return values of
  * round_up(value_size, 8) * possible CPUs bytes. */
 #include "common.h"
+#include "map-shape.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,47 +17,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-
-/* What an operation needs to know about a map: the kernel reads exactly
- * key_size and value_size bytes from the pointers it is given, so every
- * Buffer is checked against them before the call (a short Buffer would
- * otherwise let the kernel read past it). */
-typedef struct {
-  __u32 type, key_size, value_size, max_entries;
-  char label[64]; /* "map mbr_policy (fd 7)" */
-} map_shape;
-
-static bool is_percpu(__u32 type) {
-  return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
-         type == BPF_MAP_TYPE_LRU_PERCPU_HASH ||
-         type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
-}
-
-/* Fills *m from the kernel; throws "<what> map fd N: CODE" on failure. */
-static bool get_shape(napi_env env, int fd, const char *what, map_shape *m) {
-  struct bpf_map_info info;
-  __u32 len = sizeof info;
-  memset(&info, 0, sizeof info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-    mbr_throw_errno(env, errno, "bpf", "%s map fd %d", what, fd);
-    return false;
-  }
-  m->type = info.type;
-  m->key_size = info.key_size;
-  m->value_size = info.value_size;
-  m->max_entries = info.max_entries;
-  /* Per-CPU values hold one 8-byte-aligned slot per possible CPU. */
-  if (is_percpu(info.type)) {
-    int cpus = libbpf_num_possible_cpus();
-    if (cpus > 0)
-      m->value_size = ((info.value_size + 7) / 8) * 8 * (__u32)cpus;
-  }
-  if (info.name[0])
-    snprintf(m->label, sizeof m->label, "map %s (fd %d)", info.name, fd);
-  else
-    snprintf(m->label, sizeof m->label, "map fd %d", fd);
-  return true;
-}
 
 static bool check_len(napi_env env, size_t len, __u32 want, const char *arg,
                       const char *what, const map_shape *m) {
@@ -93,6 +53,35 @@ static napi_value make_undefined(napi_env env) {
   return v;
 }
 
+static napi_value make_null(napi_env env) {
+  napi_value v;
+  NAPI_CALL(env, napi_get_null(env, &v));
+  return v;
+}
+
+static napi_value make_bool(napi_env env, bool b) {
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, b, &v));
+  return v;
+}
+
+/* The map's shape, and the key checked against it. */
+static bool shape_for_key(napi_env env, int fd, size_t key_len,
+                          const char *what, map_shape *m) {
+  return mbr_map_shape(env, fd, what, m) &&
+         check_len(env, key_len, m->key_size, "key", what, m);
+}
+
+/* Throws "<verb> key 0a000001 <prep> map mbr_ct (fd 7): CODE". */
+static napi_value throw_elem(napi_env env, int err, const char *verb,
+                             const char *prep, const void *key, size_t key_len,
+                             const map_shape *m) {
+  char k[64];
+  return mbr_throw_errno(env, err, "bpf", "%s %s %s %s", verb,
+                         describe_key(key, key_len, k, sizeof k), prep,
+                         m->label);
+}
+
 /* mapLookup(fd, key, flags = 0) → Buffer | null */
 static napi_value map_lookup(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 3, argv, argc);
@@ -105,23 +94,16 @@ static napi_value map_lookup(napi_env env, napi_callback_info info) {
       !mbr_arg_bytes(env, argv[1], "key", &key, &key_len) ||
       (!mbr_is_nullish(env, argv[2]) &&
        !mbr_arg_u32(env, argv[2], "flags", &flags)) ||
-      !get_shape(env, fd, "look up a key in", &m) ||
-      !check_len(env, key_len, m.key_size, "key", "look up a key in", &m))
+      !shape_for_key(env, fd, key_len, "look up a key in", &m))
     return NULL;
   napi_value buf;
   void *value;
   NAPI_CALL(env, napi_create_buffer(env, m.value_size, &value, &buf));
   if (bpf_map_lookup_elem_flags(fd, key, value, flags) == 0)
     return buf;
-  int e = errno;
-  if (e == ENOENT) {
-    napi_value null;
-    NAPI_CALL(env, napi_get_null(env, &null));
-    return null;
-  }
-  char k[64];
-  return mbr_throw_errno(env, e, "bpf", "look up %s in %s",
-                         describe_key(key, key_len, k, sizeof k), m.label);
+  if (errno == ENOENT)
+    return make_null(env);
+  return throw_elem(env, errno, "look up", "in", key, key_len, &m);
 }
 
 /* mapUpdate(fd, key, value, flags = BPF_ANY) */
@@ -137,16 +119,12 @@ static napi_value map_update(napi_env env, napi_callback_info info) {
       !mbr_arg_bytes(env, argv[2], "value", &value, &value_len) ||
       (!mbr_is_nullish(env, argv[3]) &&
        !mbr_arg_u32(env, argv[3], "flags", &flags)) ||
-      !get_shape(env, fd, "update", &m) ||
-      !check_len(env, key_len, m.key_size, "key", "update", &m) ||
+      !shape_for_key(env, fd, key_len, "update", &m) ||
       !check_len(env, value_len, m.value_size, "value", "update", &m))
     return NULL;
   if (bpf_map_update_elem(fd, key, value, flags) == 0)
     return make_undefined(env);
-  int e = errno;
-  char k[64];
-  return mbr_throw_errno(env, e, "bpf", "update %s in %s",
-                         describe_key(key, key_len, k, sizeof k), m.label);
+  return throw_elem(env, errno, "update", "in", key, key_len, &m);
 }
 
 /* mapDelete(fd, key) → true, or false when the key was not there */
@@ -158,22 +136,13 @@ static napi_value map_delete(napi_env env, napi_callback_info info) {
   map_shape m;
   if (!mbr_arg_i32(env, argv[0], "fd", &fd) ||
       !mbr_arg_bytes(env, argv[1], "key", &key, &key_len) ||
-      !get_shape(env, fd, "delete a key from", &m) ||
-      !check_len(env, key_len, m.key_size, "key", "delete a key from", &m))
+      !shape_for_key(env, fd, key_len, "delete a key from", &m))
     return NULL;
-  napi_value result;
-  if (bpf_map_delete_elem(fd, key) == 0) {
-    NAPI_CALL(env, napi_get_boolean(env, true, &result));
-    return result;
-  }
-  int e = errno;
-  if (e == ENOENT) {
-    NAPI_CALL(env, napi_get_boolean(env, false, &result));
-    return result;
-  }
-  char k[64];
-  return mbr_throw_errno(env, e, "bpf", "delete %s from %s",
-                         describe_key(key, key_len, k, sizeof k), m.label);
+  if (bpf_map_delete_elem(fd, key) == 0)
+    return make_bool(env, true);
+  if (errno == ENOENT)
+    return make_bool(env, false);
+  return throw_elem(env, errno, "delete", "from", key, key_len, &m);
 }
 
 /* mapGetNextKey(fd, key | null) → Buffer | null (null: no more keys) */
@@ -186,22 +155,17 @@ static napi_value map_get_next_key(napi_env env, napi_callback_info info) {
   if (!mbr_arg_i32(env, argv[0], "fd", &fd) ||
       (!mbr_is_nullish(env, argv[1]) &&
        !mbr_arg_bytes(env, argv[1], "key", &key, &key_len)) ||
-      !get_shape(env, fd, "iterate keys of", &m) ||
-      (key && !check_len(env, key_len, m.key_size, "key", "iterate keys of",
-                         &m)))
+      (key ? !shape_for_key(env, fd, key_len, "iterate keys of", &m)
+           : !mbr_map_shape(env, fd, "iterate keys of", &m)))
     return NULL;
   napi_value buf;
   void *next;
   NAPI_CALL(env, napi_create_buffer(env, m.key_size, &next, &buf));
   if (bpf_map_get_next_key(fd, key, next) == 0)
     return buf;
-  int e = errno;
-  if (e == ENOENT) {
-    napi_value null;
-    NAPI_CALL(env, napi_get_null(env, &null));
-    return null;
-  }
-  return mbr_throw_errno(env, e, "bpf", "iterate keys of %s", m.label);
+  if (errno == ENOENT)
+    return make_null(env);
+  return mbr_throw_errno(env, errno, "bpf", "iterate keys of %s", m.label);
 }
 
 /* A growable pair of key/value arrays. */
@@ -233,41 +197,64 @@ static void kv_free(kv_array *a) {
   free(a->values);
 }
 
-/* Walks the map with get_next_key + lookup. Entries deleted meanwhile are
- * skipped; max_entries bounds the walk because a hash map restarts from its
- * first key when the previous key vanished. */
-static int dump_by_iteration(int fd, kv_array *a, size_t limit) {
-  unsigned char *prev = malloc(a->ks ? a->ks : 1);
-  unsigned char *next = malloc(a->ks ? a->ks : 1);
-  int err = 0;
-  bool first = true;
-  if (!prev || !next) {
-    err = ENOMEM;
-    goto out;
+/* Map types without batch commands answer ENOTSUPP (524), older kernels
+ * without the commands EINVAL, and either leaves count as it was (or 0)
+ * because no entry was touched. */
+static bool no_batch_command(int err, __u32 count, size_t n) {
+  return (count == 0 || count == n) && unsupported(err);
+}
+
+typedef enum { EACH_LOOKUP, EACH_UPDATE, EACH_DELETE } each_op;
+
+/* The fallback of every batch command where there is none: the element
+ * command on entries [0, n) in turn (keys and values back to back, ks and
+ * vs bytes each). A key that is not there is skipped by a lookup (deleted
+ * meanwhile: the entries found are packed to the front) and by a delete,
+ * and fails an update (BPF_EXIST). Stops at the first failure and returns
+ * its errno, else 0; *at is the entry it stopped at (n when done), *done
+ * how many entries it read, wrote or deleted. */
+static int each_entry(int fd, each_op op, unsigned char *keys,
+                      unsigned char *values, size_t n, size_t ks, size_t vs,
+                      __u64 flags, size_t *at, size_t *done) {
+  *done = 0;
+  for (*at = 0; *at < n; (*at)++) {
+    unsigned char *key = keys + *at * ks;
+    int r = op == EACH_DELETE   ? bpf_map_delete_elem(fd, key)
+            : op == EACH_UPDATE ? bpf_map_update_elem(fd, key,
+                                                      values + *at * vs, flags)
+                                : bpf_map_lookup_elem(fd, key,
+                                                      values + *done * vs);
+    if (r < 0 && errno == ENOENT && op != EACH_UPDATE)
+      continue;
+    if (r < 0)
+      return errno;
+    if (op == EACH_LOOKUP)
+      memmove(keys + *done * ks, key, ks);
+    (*done)++;
   }
+  return 0;
+}
+
+/* Reads every entry one by one: the keys first (get_next_key), then their
+ * values. max_entries bounds the walk because a hash map restarts from its
+ * first key when the previous key vanished. */
+static int lookup_each(int fd, kv_array *a, size_t limit) {
+  int err = 0;
   for (size_t steps = 0; steps <= limit; steps++) {
-    if (bpf_map_get_next_key(fd, first ? NULL : prev, next) < 0) {
+    if (!kv_reserve(a, 1))
+      return ENOMEM;
+    unsigned char *prev = a->n ? a->keys + (a->n - 1) * a->ks : NULL;
+    if (bpf_map_get_next_key(fd, prev, a->keys + a->n * a->ks) < 0) {
       err = errno == ENOENT ? 0 : errno;
       break;
     }
-    first = false;
-    if (!kv_reserve(a, 1)) {
-      err = ENOMEM;
-      break;
-    }
-    if (bpf_map_lookup_elem(fd, next, a->values + a->n * a->vs) == 0) {
-      memcpy(a->keys + a->n * a->ks, next, a->ks);
-      a->n++;
-    } else if (errno != ENOENT) {
-      err = errno;
-      break;
-    }
-    memcpy(prev, next, a->ks);
+    a->n++;
   }
-out:
-  free(prev);
-  free(next);
-  return err;
+  if (err)
+    return err;
+  size_t keys = a->n, at;
+  return each_entry(fd, EACH_LOOKUP, a->keys, a->values, keys, a->ks, a->vs, 0,
+                    &at, &a->n);
 }
 
 static napi_value batch_result(napi_env env, size_t count, bool batched) {
@@ -277,6 +264,22 @@ static napi_value batch_result(napi_env env, size_t count, bool batched) {
       !mbr_set_bool(env, r, "batched", batched))
     return NULL;
   return r;
+}
+
+/* Throws "<verb> N entries of <map>: entry I (key ...)<how>: CODE" with
+ * err.count = how many entries were changed before it. */
+static napi_value throw_batch(napi_env env, int err, const char *verb,
+                              size_t n, const map_shape *m, size_t at,
+                              const unsigned char *keys, const char *how,
+                              size_t count) {
+  char k[64];
+  napi_value e = mbr_errno_error(
+      env, err, "bpf", "%s %zu entries of %s: entry %zu (%s)%s", verb, n,
+      m->label, at, describe_key(keys + at * m->key_size, m->key_size, k, sizeof k),
+      how);
+  if (e)
+    mbr_set_u32(env, e, "count", (uint32_t)count);
+  return mbr_throw(env, e);
 }
 
 /* mapLookupBatch(fd, { batchSize = 256 }) →
@@ -292,7 +295,7 @@ static napi_value map_lookup_batch(napi_env env, napi_callback_info info) {
   if (!mbr_arg_i32(env, argv[0], "fd", &fd) ||
       !mbr_arg_options(env, argv[1], "options", &has_opts) ||
       !mbr_opt_u32(env, has_opts ? argv[1] : NULL, "batchSize", &batch) ||
-      !get_shape(env, fd, "read all entries of", &m))
+      !mbr_map_shape(env, fd, "read all entries of", &m))
     return NULL;
   if (batch == 0)
     batch = 1;
@@ -333,7 +336,7 @@ static napi_value map_lookup_batch(napi_env env, napi_callback_info info) {
     }
     if (first && a.n == 0 && unsupported(e)) {
       batched = false;
-      err = dump_by_iteration(fd, &a, (size_t)m.max_entries * 2 + 1);
+      err = lookup_each(fd, &a, (size_t)m.max_entries * 2 + 1);
       break;
     }
     err = e;
@@ -387,13 +390,12 @@ static napi_value map_update_batch(napi_env env, napi_callback_info info) {
       !mbr_arg_bytes(env, argv[2], "values", &values, &values_len) ||
       (!mbr_is_nullish(env, argv[3]) &&
        !mbr_arg_u32(env, argv[3], "flags", &flags)) ||
-      !get_shape(env, fd, "update entries of", &m) ||
+      !mbr_map_shape(env, fd, "update entries of", &m) ||
       !batch_count(env, keys_len, m.key_size, "keys", "update entries of", &m,
                    &n) ||
       !batch_count(env, values_len, m.value_size, "values",
                    "update entries of", &m, &nv))
     return NULL;
-  size_t ks = m.key_size, vs = m.value_size;
   if (n != nv)
     return mbr_throw_range(env, "update entries of %s: keys hold %zu entries "
                                 "but values hold %zu",
@@ -402,34 +404,19 @@ static napi_value map_update_batch(napi_env env, napi_callback_info info) {
     return batch_result(env, 0, true);
   LIBBPF_OPTS(bpf_map_batch_opts, bo, .elem_flags = flags);
   __u32 count = (__u32)n;
-  int r = bpf_map_update_batch(fd, keys, values, &count, &bo);
-  if (r == 0)
+  if (bpf_map_update_batch(fd, keys, values, &count, &bo) == 0)
     return batch_result(env, n, true);
   int e = errno;
-  size_t done = count;
-  bool batched = true;
-  /* A kernel without the command leaves count as it was. */
-  if ((count == 0 || count == n) && unsupported(e)) {
-    batched = false;
-    for (done = 0; done < n; done++) {
-      if (bpf_map_update_elem(fd, (char *)keys + done * ks,
-                              (char *)values + done * vs, flags) < 0)
-        break;
-    }
-    if (done == n)
+  size_t at = count, done = count;
+  bool batched = !no_batch_command(e, count, n);
+  if (!batched) {
+    e = each_entry(fd, EACH_UPDATE, keys, values, n, m.key_size, m.value_size,
+                   flags, &at, &done);
+    if (!e)
       return batch_result(env, n, false);
-    e = errno;
   }
-  char k[64];
-  napi_value err = mbr_errno_error(
-      env, e, "bpf", "update %zu entries of %s: entry %zu (%s)%s", n, m.label,
-      done, describe_key((char *)keys + done * ks, ks, k, sizeof k),
-      batched ? "" : " one by one");
-  if (err) {
-    mbr_set_u32(env, err, "count", (uint32_t)done);
-    napi_throw(env, err);
-  }
-  return NULL;
+  return throw_batch(env, e, "update", n, &m, at, keys,
+                     batched ? "" : " one by one", done);
 }
 
 /* mapDeleteBatch(fd, keys) → { count, batched }: count is the number of
@@ -442,7 +429,7 @@ static napi_value map_delete_batch(napi_env env, napi_callback_info info) {
   map_shape m;
   if (!mbr_arg_i32(env, argv[0], "fd", &fd) ||
       !mbr_arg_bytes(env, argv[1], "keys", &keys, &keys_len) ||
-      !get_shape(env, fd, "delete entries of", &m) ||
+      !mbr_map_shape(env, fd, "delete entries of", &m) ||
       !batch_count(env, keys_len, m.key_size, "keys", "delete entries of", &m,
                    &n))
     return NULL;
@@ -453,48 +440,25 @@ static napi_value map_delete_batch(napi_env env, napi_callback_info info) {
     LIBBPF_OPTS(bpf_map_batch_opts, bo);
     __u32 count = (__u32)(n - pos);
     int r = bpf_map_delete_batch(fd, (char *)keys + pos * ks, &count, &bo);
-    if (r == 0) {
-      deleted += count;
-      pos = n;
-      break;
-    }
-    e = errno;
+    e = r < 0 ? errno : 0;
+    deleted += count;
     if (e == ENOENT) {
       /* The kernel stops at the first missing key: skip it, go on. */
-      deleted += count;
       pos += count + 1;
       e = 0;
       continue;
     }
-    /* A kernel without the command leaves count as it was. */
-    if (pos == 0 && (count == 0 || count == n) && unsupported(e)) {
+    if (e && pos == 0 && no_batch_command(e, count, n)) {
       batched = false;
-      e = 0;
-      for (; pos < n; pos++) {
-        if (bpf_map_delete_elem(fd, (char *)keys + pos * ks) == 0)
-          deleted++;
-        else if (errno != ENOENT) {
-          e = errno;
-          break;
-        }
-      }
+      e = each_entry(fd, EACH_DELETE, keys, NULL, n, ks, 0, 0, &pos, &deleted);
       break;
     }
-    pos += count;
-    deleted += count;
+    pos = e ? pos + count : n;
     break;
   }
   if (!e)
     return batch_result(env, deleted, batched);
-  char k[64];
-  napi_value err = mbr_errno_error(
-      env, e, "bpf", "delete %zu entries of %s: entry %zu (%s)", n, m.label,
-      pos, describe_key((char *)keys + pos * ks, ks, k, sizeof k));
-  if (err) {
-    mbr_set_u32(env, err, "count", (uint32_t)deleted);
-    napi_throw(env, err);
-  }
-  return NULL;
+  return throw_batch(env, e, "delete", n, &m, pos, keys, "", deleted);
 }
 
 /* mapCreate(type, name, keySize, valueSize, maxEntries,
@@ -531,6 +495,7 @@ static napi_value map_create(napi_env env, napi_callback_info info) {
   if (inner_fd >= 0)
     co.inner_map_fd = (__u32)inner_fd;
   int fd = bpf_map_create(type, name, ks, vs, max_entries, &co);
+  mbr_map_shape_forget(fd);
   if (fd < 0) {
     int e = errno;
     const char *tn = libbpf_bpf_map_type_str(type);
@@ -547,24 +512,41 @@ static napi_value map_create(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* The fd argument of mapInfo and progInfo, and BPF_OBJ_GET_INFO_BY_FD on it
+ * into *info (zeroed first); throws "get info of <kind> fd N: CODE". */
+static bool get_info(napi_env env, napi_value fd_v, const char *kind,
+                     void *info, __u32 size) {
+  int32_t fd;
+  if (!mbr_arg_i32(env, fd_v, "fd", &fd))
+    return false;
+  memset(info, 0, size);
+  if (bpf_obj_get_info_by_fd(fd, info, &size) == 0)
+    return true;
+  mbr_throw_errno(env, errno, "bpf", "get info of %s fd %d", kind, fd);
+  return false;
+}
+
+/* The fields every kind of info starts with: { type, typeName, id }. */
+static napi_value info_result(napi_env env, __u32 type, const char *type_name,
+                              __u32 id) {
+  napi_value r;
+  NAPI_CALL(env, napi_create_object(env, &r));
+  if (!mbr_set_u32(env, r, "type", type) ||
+      !mbr_set_str(env, r, "typeName", type_name ? type_name : "unknown") ||
+      !mbr_set_u32(env, r, "id", id))
+    return NULL;
+  return r;
+}
+
 /* mapInfo(fd) → { type, typeName, id, keySize, valueSize, maxEntries, flags,
  *                 name } */
 static napi_value map_info(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 1, argv, argc);
-  int32_t fd;
-  if (!mbr_arg_i32(env, argv[0], "fd", &fd))
-    return NULL;
   struct bpf_map_info mi;
-  __u32 len = sizeof mi;
-  memset(&mi, 0, sizeof mi);
-  if (bpf_obj_get_info_by_fd(fd, &mi, &len) < 0)
-    return mbr_throw_errno(env, errno, "bpf", "get info of map fd %d", fd);
   napi_value r;
-  NAPI_CALL(env, napi_create_object(env, &r));
-  const char *tn = libbpf_bpf_map_type_str(mi.type);
-  if (!mbr_set_u32(env, r, "type", mi.type) ||
-      !mbr_set_str(env, r, "typeName", tn ? tn : "unknown") ||
-      !mbr_set_u32(env, r, "id", mi.id) ||
+  if (!get_info(env, argv[0], "map", &mi, sizeof mi) ||
+      !(r = info_result(env, mi.type, libbpf_bpf_map_type_str(mi.type),
+                        mi.id)) ||
       !mbr_set_u32(env, r, "keySize", mi.key_size) ||
       !mbr_set_u32(env, r, "valueSize", mi.value_size) ||
       !mbr_set_u32(env, r, "maxEntries", mi.max_entries) ||
@@ -577,24 +559,15 @@ static napi_value map_info(napi_env env, napi_callback_info info) {
 /* progInfo(fd) → { type, typeName, id, name, tag } */
 static napi_value prog_info(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 1, argv, argc);
-  int32_t fd;
-  if (!mbr_arg_i32(env, argv[0], "fd", &fd))
-    return NULL;
   struct bpf_prog_info pi;
-  __u32 len = sizeof pi;
-  memset(&pi, 0, sizeof pi);
-  if (bpf_obj_get_info_by_fd(fd, &pi, &len) < 0)
-    return mbr_throw_errno(env, errno, "bpf", "get info of program fd %d", fd);
+  if (!get_info(env, argv[0], "program", &pi, sizeof pi))
+    return NULL;
   char tag[BPF_TAG_SIZE * 2 + 1];
   for (int i = 0; i < BPF_TAG_SIZE; i++)
     sprintf(tag + i * 2, "%02x", pi.tag[i]);
-  napi_value r;
-  NAPI_CALL(env, napi_create_object(env, &r));
-  const char *tn = libbpf_bpf_prog_type_str(pi.type);
-  if (!mbr_set_u32(env, r, "type", pi.type) ||
-      !mbr_set_str(env, r, "typeName", tn ? tn : "unknown") ||
-      !mbr_set_u32(env, r, "id", pi.id) ||
-      !mbr_set_str(env, r, "name", pi.name) ||
+  napi_value r = info_result(env, pi.type, libbpf_bpf_prog_type_str(pi.type),
+                             pi.id);
+  if (!r || !mbr_set_str(env, r, "name", pi.name) ||
       !mbr_set_str(env, r, "tag", tag))
     return NULL;
   return r;
@@ -636,6 +609,7 @@ static napi_value obj_get(napi_env env, napi_callback_info info) {
               .file_flags = (ro ? BPF_F_RDONLY : 0) | (wo ? BPF_F_WRONLY : 0));
   int fd = bpf_obj_get_opts(path, &go);
   int e = errno;
+  mbr_map_shape_forget(fd);
   napi_value result = NULL;
   if (fd < 0)
     mbr_throw_errno(env, e, "bpf", "open pinned object %s", path);
@@ -651,8 +625,10 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!mbr_arg_i32(env, argv[0], "fd", &fd))
     return NULL;
-  if (close(fd) < 0)
-    return mbr_throw_errno(env, errno, "close", "close fd %d", fd);
+  int r = close(fd), e = errno;
+  mbr_map_shape_forget(fd);
+  if (r < 0)
+    return mbr_throw_errno(env, e, "close", "close fd %d", fd);
   return make_undefined(env);
 }
 

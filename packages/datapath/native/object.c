@@ -6,6 +6,7 @@
  * fds on purpose: closing them behind the caller's back would let a later
  * fd with the same number be mistaken for a map the caller still uses. */
 #include "common.h"
+#include "map-shape.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,18 +42,6 @@ static mbr_object *object_get(napi_env env, napi_value v) {
   return o;
 }
 
-/* Throws "<what>: CODE (libbpf's failure line)" with err.log = libbpf's log. */
-static napi_value throw_libbpf(napi_env env, int err, const char *what) {
-  char summary[512];
-  const char *s = mbr_log_summary(summary, sizeof summary);
-  napi_value e = mbr_errno_error_detail(env, err, "bpf", s, what);
-  if (e) {
-    mbr_attach_log(env, e);
-    napi_throw(env, e);
-  }
-  return NULL;
-}
-
 /* openObject(path, { pinRoot?, objectName? }) → handle */
 static napi_value open_object(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 2, argv, argc);
@@ -70,9 +59,7 @@ static napi_value open_object(napi_env env, napi_callback_info info) {
   mbr_log_reset();
   struct bpf_object *obj = bpf_object__open_file(path, &opts);
   if (!obj) {
-    char what[1024];
-    snprintf(what, sizeof what, "open BPF object %s", path);
-    throw_libbpf(env, errno, what);
+    mbr_throw_libbpf(env, errno, "open BPF object %s", path);
     goto out;
   }
   mbr_object *o = calloc(1, sizeof *o);
@@ -208,40 +195,56 @@ static napi_value load_object(napi_env env, napi_callback_info info) {
     return NULL;
   mbr_log_reset();
   int err = bpf_object__load(o->obj);
+  /* Map fds opened, and on failure closed again. */
+  mbr_map_shape_forget_all();
   /* libbpf refuses a second load even after a failed one. */
   o->loaded = true;
-  if (err) {
-    char what[1024];
-    snprintf(what, sizeof what, "load BPF object %s", o->path);
-    return throw_libbpf(env, -err, what);
-  }
+  if (err)
+    return mbr_throw_libbpf(env, -err, "load BPF object %s", o->path);
   napi_value undef;
   NAPI_CALL(env, napi_get_undefined(env, &undef));
   return undef;
 }
 
+/* A new object appended to arr at *i (the caller fills it in); NULL after
+ * throwing. */
+static napi_value append_object(napi_env env, napi_value arr, uint32_t *i) {
+  napi_value e;
+  NAPI_CALL(env, napi_create_object(env, &e));
+  NAPI_CALL(env, napi_set_element(env, arr, (*i)++, e));
+  return e;
+}
+
+/* The start of objectPrograms and objectMaps: the handle argument, and the
+ * array to list its programs or maps in. */
+static napi_value list_of(napi_env env, napi_callback_info info,
+                          mbr_object **o) {
+  MBR_ARGS(env, info, 1, argv, argc);
+  napi_value arr;
+  if (!(*o = object_get(env, argv[0])))
+    return NULL;
+  NAPI_CALL(env, napi_create_array(env, &arr));
+  return arr;
+}
+
 /* objectPrograms(handle) → [{ name, section, type, typeName, fd }] */
 static napi_value object_programs(napi_env env, napi_callback_info info) {
-  MBR_ARGS(env, info, 1, argv, argc);
-  mbr_object *o = object_get(env, argv[0]);
-  if (!o)
+  mbr_object *o;
+  napi_value e, arr = list_of(env, info, &o);
+  if (!arr)
     return NULL;
-  napi_value arr;
-  NAPI_CALL(env, napi_create_array(env, &arr));
   uint32_t i = 0;
   struct bpf_program *p;
   bpf_object__for_each_program(p, o->obj) {
-    napi_value e;
-    NAPI_CALL(env, napi_create_object(env, &e));
     enum bpf_prog_type type = bpf_program__type(p);
     const char *type_name = libbpf_bpf_prog_type_str(type);
-    if (!mbr_set_str(env, e, "name", bpf_program__name(p)) ||
+    if (!(e = append_object(env, arr, &i)) ||
+        !mbr_set_str(env, e, "name", bpf_program__name(p)) ||
         !mbr_set_str(env, e, "section", bpf_program__section_name(p)) ||
         !mbr_set_u32(env, e, "type", type) ||
         !mbr_set_str(env, e, "typeName", type_name ? type_name : "unknown") ||
         !mbr_set_i32(env, e, "fd", bpf_program__fd(p)))
       return NULL;
-    NAPI_CALL(env, napi_set_element(env, arr, i++, e));
   }
   return arr;
 }
@@ -249,21 +252,18 @@ static napi_value object_programs(napi_env env, napi_callback_info info) {
 /* objectMaps(handle) → [{ name, type, typeName, fd, keySize, valueSize,
  *                         maxEntries, flags, pinPath, internal }] */
 static napi_value object_maps(napi_env env, napi_callback_info info) {
-  MBR_ARGS(env, info, 1, argv, argc);
-  mbr_object *o = object_get(env, argv[0]);
-  if (!o)
+  mbr_object *o;
+  napi_value e, arr = list_of(env, info, &o);
+  if (!arr)
     return NULL;
-  napi_value arr;
-  NAPI_CALL(env, napi_create_array(env, &arr));
   uint32_t i = 0;
   struct bpf_map *m;
   bpf_object__for_each_map(m, o->obj) {
-    napi_value e;
-    NAPI_CALL(env, napi_create_object(env, &e));
     enum bpf_map_type type = bpf_map__type(m);
     const char *type_name = libbpf_bpf_map_type_str(type);
     const char *pin = bpf_map__pin_path(m);
-    if (!mbr_set_str(env, e, "name", bpf_map__name(m)) ||
+    if (!(e = append_object(env, arr, &i)) ||
+        !mbr_set_str(env, e, "name", bpf_map__name(m)) ||
         !mbr_set_u32(env, e, "type", type) ||
         !mbr_set_str(env, e, "typeName", type_name ? type_name : "unknown") ||
         !mbr_set_i32(env, e, "fd", bpf_map__fd(m)) ||
@@ -276,7 +276,6 @@ static napi_value object_maps(napi_env env, napi_callback_info info) {
         !mbr_set_bool(env, e, "pinned", bpf_map__is_pinned(m)) ||
         !mbr_set_bool(env, e, "internal", bpf_map__is_internal(m)))
       return NULL;
-    NAPI_CALL(env, napi_set_element(env, arr, i++, e));
   }
   return arr;
 }
@@ -290,6 +289,7 @@ static napi_value close_object(napi_env env, napi_callback_info info) {
   if (o->obj) {
     bpf_object__close(o->obj);
     o->obj = NULL;
+    mbr_map_shape_forget_all();
   }
   napi_value undef;
   NAPI_CALL(env, napi_get_undefined(env, &undef));

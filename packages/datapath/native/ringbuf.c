@@ -183,11 +183,8 @@ static napi_value ringbuf_open(napi_env env, napi_callback_info info) {
     free(r);
     napi_value err =
         mbr_errno_error(env, e, "bpf", "open ring buffer map fd %d", fd);
-    if (err) {
-      mbr_attach_log(env, err);
-      napi_throw(env, err);
-    }
-    return NULL;
+    mbr_attach_log(env, err);
+    return mbr_throw(env, err);
   }
 
   napi_value handle = mbr_handle_new(env, &RINGBUF_TAG, "ring buffer", r, NULL);

@@ -128,18 +128,14 @@ static napi_value get_original_dst(napi_env env, napi_callback_info info) {
               : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
   if (r < 0) {
     int e = errno;
-    char what[64];
-    snprintf(what, sizeof what, "get SO_ORIGINAL_DST on fd %d", fd);
-    napi_value err = mbr_errno_error_detail(
-        env, e, "getsockopt",
+    const char *why =
         e == ENOENT ? "netfilter conntrack has no entry for this connection; "
                       "with TPROXY or bpf_sk_assign the original destination "
                       "is the socket's local address"
-                    : NULL,
-        what);
-    if (err)
-      napi_throw(env, err);
-    return NULL;
+                    : NULL;
+    return mbr_throw(env, mbr_errno_error_detail(env, e, "getsockopt", why,
+                                                 "get SO_ORIGINAL_DST on fd %d",
+                                                 fd));
   }
   char addr[INET6_ADDRSTRLEN] = "";
   unsigned port = 0;

@@ -19,10 +19,13 @@ typedef struct {
   uint32_t ifindex;
   enum bpf_tc_attach_point point;
   const char *point_name;
-  uint32_t handle, priority;
   char *netns;
   char *name; /* how messages call the program */
   char ifname[IF_NAMESIZE + 24];
+  /* The filter: handle and priority from the options (and the program and
+   * flags of an attach); the kernel fills in what it chose. */
+  struct bpf_tc_opts opts;
+  const char *step; /* the step of an attach that failed, for the message */
 } tc_args;
 
 static void tc_args_free(tc_args *a) {
@@ -50,20 +53,35 @@ static bool parse_point(napi_env env, napi_value v, tc_args *a) {
   return ok;
 }
 
-/* (ifindex, attachPoint, options) shared by attach, detach and query. */
-static bool parse_common(napi_env env, napi_value ifindex, napi_value point,
-                         napi_value opts_v, tc_args *a) {
+/* (ifindex, attachPoint, options) of attach, detach and query, and the
+ * filter's opts from them; *opts is the options object or NULL. */
+static bool parse_filter(napi_env env, napi_value ifindex, napi_value point,
+                         napi_value opts_v, tc_args *a, napi_value *opts) {
   bool has_opts;
-  memset(a, 0, sizeof *a);
+  uint32_t handle = 0, priority = 0;
   if (!mbr_arg_u32(env, ifindex, "ifindex", &a->ifindex) ||
       !parse_point(env, point, a) ||
       !mbr_arg_options(env, opts_v, "options", &has_opts))
     return false;
-  napi_value opts = has_opts ? opts_v : NULL;
-  return mbr_opt_u32(env, opts, "handle", &a->handle) &&
-         mbr_opt_u32(env, opts, "priority", &a->priority) &&
-         mbr_opt_string(env, opts, "netns", &a->netns) &&
-         mbr_opt_string(env, opts, "name", &a->name);
+  *opts = has_opts ? opts_v : NULL;
+  if (!mbr_opt_u32(env, *opts, "handle", &handle) ||
+      !mbr_opt_u32(env, *opts, "priority", &priority) ||
+      !mbr_opt_string(env, *opts, "netns", &a->netns) ||
+      !mbr_opt_string(env, *opts, "name", &a->name))
+    return false;
+  a->opts.sz = sizeof a->opts;
+  a->opts.handle = handle;
+  a->opts.priority = priority;
+  return true;
+}
+
+/* Detach and query name a filter attached before: handle and priority both. */
+static bool require_filter_id(napi_env env, const tc_args *a, const char *op) {
+  if (a->opts.handle && a->opts.priority)
+    return true;
+  mbr_throw_type(env, "%s needs options.handle and options.priority (the "
+                      "ones tcAttach returned)", op);
+  return false;
 }
 
 /* Call inside the netns: "mbr12 (ifindex 31)". */
@@ -83,6 +101,77 @@ static const char *in_netns(const tc_args *a, char *buf, size_t size) {
   return buf;
 }
 
+/* A tc call made inside the netns; 0 or -errno. */
+typedef int (*tc_call)(struct bpf_tc_hook *hook, tc_args *a);
+
+/* Runs call on a's interface and attach point inside a->netns (this
+ * thread's own when NULL), naming the interface there first, and comes
+ * back. *err is call's result; false after throwing when the netns cannot
+ * be entered. */
+static bool tc_run(napi_env env, tc_args *a, tc_call call, int *err) {
+  mbr_netns_guard g;
+  if (!mbr_netns_enter(env, a->netns, &g))
+    return false;
+  resolve_ifname(a);
+  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)a->ifindex,
+                      .attach_point = a->point);
+  *err = call(&hook, a);
+  mbr_netns_leave(&g);
+  return true;
+}
+
+/* { handle, priority, progId } of the filter in a->opts. */
+static napi_value filter_result(napi_env env, const tc_args *a) {
+  napi_value r;
+  if (napi_create_object(env, &r) != napi_ok ||
+      !mbr_set_u32(env, r, "handle", a->opts.handle) ||
+      !mbr_set_u32(env, r, "priority", a->opts.priority) ||
+      !mbr_set_u32(env, r, "progId", a->opts.prog_id))
+    return NULL;
+  return r;
+}
+
+static int call_attach(struct bpf_tc_hook *hook, tc_args *a) {
+  /* The qdisc is shared by both attach points and by other programs: an
+   * existing one is fine. */
+  int err = bpf_tc_hook_create(hook);
+  if (err && err != -EEXIST) {
+    a->step = " (creating the clsact qdisc)";
+    return err;
+  }
+  return bpf_tc_attach(hook, &a->opts);
+}
+
+static int call_detach(struct bpf_tc_hook *hook, tc_args *a) {
+  return bpf_tc_detach(hook, &a->opts);
+}
+
+static int call_query(struct bpf_tc_hook *hook, tc_args *a) {
+  return bpf_tc_query(hook, &a->opts);
+}
+
+static int call_hook_destroy(struct bpf_tc_hook *hook, tc_args *a) {
+  return bpf_tc_hook_destroy(hook);
+}
+
+/* How messages name a program the caller did not name: its kernel name. */
+static bool default_name(napi_env env, int prog_fd, tc_args *a) {
+  if (a->name)
+    return true;
+  struct bpf_prog_info pi;
+  __u32 len = sizeof pi;
+  memset(&pi, 0, sizeof pi);
+  char buf[64];
+  if (bpf_obj_get_info_by_fd(prog_fd, &pi, &len) == 0 && pi.name[0])
+    snprintf(buf, sizeof buf, "%s", pi.name);
+  else
+    snprintf(buf, sizeof buf, "program fd %d", prog_fd);
+  if ((a->name = strdup(buf)))
+    return true;
+  mbr_throw_errno(env, ENOMEM, NULL, "tc attach");
+  return false;
+}
+
 /* tcAttach(ifindex, attachPoint, progFd, { handle, priority, replace, netns,
  *           name }) → { handle, priority, progId }
  * Creates the clsact qdisc when missing. handle/priority 0 let the kernel
@@ -93,79 +182,58 @@ static napi_value tc_attach(napi_env env, napi_callback_info info) {
   tc_args a = {0};
   int32_t prog_fd;
   bool replace = false;
-  napi_value result = NULL;
+  napi_value opts, result = NULL;
+  int err;
   if (!mbr_arg_i32(env, argv[2], "progFd", &prog_fd) ||
-      !parse_common(env, argv[0], argv[1], argv[3], &a) ||
-      !mbr_opt_bool(env, mbr_is_nullish(env, argv[3]) ? NULL : argv[3],
-                    "replace", &replace))
+      !parse_filter(env, argv[0], argv[1], argv[3], &a, &opts) ||
+      !mbr_opt_bool(env, opts, "replace", &replace) ||
+      !default_name(env, prog_fd, &a))
     goto out;
-  if (!a.name) {
-    struct bpf_prog_info pi;
-    __u32 len = sizeof pi;
-    memset(&pi, 0, sizeof pi);
-    char buf[64];
-    if (bpf_obj_get_info_by_fd(prog_fd, &pi, &len) == 0 && pi.name[0])
-      snprintf(buf, sizeof buf, "%s", pi.name);
-    else
-      snprintf(buf, sizeof buf, "program fd %d", prog_fd);
-    a.name = strdup(buf);
-    if (!a.name) {
-      mbr_throw_errno(env, ENOMEM, NULL, "tc attach");
-      goto out;
-    }
-  }
-
-  mbr_netns_guard g;
-  if (!mbr_netns_enter(env, a.netns, &g))
+  a.opts.prog_fd = prog_fd;
+  a.opts.flags = replace ? BPF_TC_F_REPLACE : 0;
+  a.step = "";
+  if (!tc_run(env, &a, call_attach, &err))
     goto out;
-  resolve_ifname(&a);
-  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)a.ifindex,
-                      .attach_point = a.point);
-  /* The qdisc is shared by both attach points and by other programs: an
-   * existing one is fine. */
-  int err = bpf_tc_hook_create(&hook);
-  const char *step = " (creating the clsact qdisc)";
-  if (err == -EEXIST)
-    err = 0;
-  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd,
-                      .handle = a.handle, .priority = a.priority,
-                      .flags = replace ? BPF_TC_F_REPLACE : 0);
-  if (!err) {
-    step = NULL;
-    err = bpf_tc_attach(&hook, &opts);
-  }
-  mbr_netns_leave(&g);
-
-  char ns[300];
-  if (err && step) {
+  if (err) {
+    char ns[300];
     mbr_throw_errno(env, -err, "netlink", "attach %s to %s at tc %s%s%s",
                     a.name, a.ifname, a.point_name,
-                    in_netns(&a, ns, sizeof ns), step);
+                    in_netns(&a, ns, sizeof ns), a.step);
     goto out;
   }
-  if (err) {
-    mbr_throw_errno(env, -err, "netlink", "attach %s to %s at tc %s%s",
-                    a.name, a.ifname, a.point_name,
-                    in_netns(&a, ns, sizeof ns));
-    goto out;
-  }
-  napi_value r;
-  if (napi_create_object(env, &r) != napi_ok ||
-      !mbr_set_u32(env, r, "handle", opts.handle) ||
-      !mbr_set_u32(env, r, "priority", opts.priority) ||
-      !mbr_set_u32(env, r, "progId", opts.prog_id))
-    goto out;
-  result = r;
+  result = filter_result(env, &a);
 out:
   tc_args_free(&a);
   return result;
 }
 
-static bool require_filter_id(napi_env env, const tc_args *a, const char *op) {
-  if (a->handle && a->priority)
+/* What tcDetach and tcQuery do to a filter. */
+typedef struct {
+  const char *fn, *verb, *prep;
+  tc_call call;
+} filter_op;
+
+static const filter_op DETACH = {"tcDetach", "detach", "from", call_detach};
+static const filter_op QUERY = {"tcQuery", "query", "on", call_query};
+
+/* (ifindex, attachPoint, { handle, priority, netns }) name a filter attached
+ * before; op->call runs on it inside the netns. No such filter (ENOENT) and
+ * no clsact qdisc at all (EINVAL) both mean nothing was attached: *found is
+ * false. False after throwing. */
+static bool on_filter(napi_env env, napi_value *argv, const filter_op *op,
+                      tc_args *a, bool *found) {
+  napi_value opts;
+  int err;
+  if (!parse_filter(env, argv[0], argv[1], argv[2], a, &opts) ||
+      !require_filter_id(env, a, op->fn) || !tc_run(env, a, op->call, &err))
+    return false;
+  *found = err == 0;
+  if (!err || err == -ENOENT || err == -EINVAL)
     return true;
-  mbr_throw_type(env, "%s needs options.handle and options.priority (the "
-                      "ones tcAttach returned)", op);
+  char ns[300];
+  mbr_throw_errno(env, -err, "netlink", "%s tc %s filter %u:%u %s %s%s",
+                  op->verb, a->point_name, a->opts.handle, a->opts.priority,
+                  op->prep, a->ifname, in_netns(a, ns, sizeof ns));
   return false;
 }
 
@@ -174,32 +242,10 @@ static bool require_filter_id(napi_env env, const tc_args *a, const char *op) {
 static napi_value tc_detach(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 3, argv, argc);
   tc_args a = {0};
+  bool found;
   napi_value result = NULL;
-  if (!parse_common(env, argv[0], argv[1], argv[2], &a) ||
-      !require_filter_id(env, &a, "tcDetach"))
-    goto out;
-  mbr_netns_guard g;
-  if (!mbr_netns_enter(env, a.netns, &g))
-    goto out;
-  resolve_ifname(&a);
-  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)a.ifindex,
-                      .attach_point = a.point);
-  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a.handle,
-                      .priority = a.priority);
-  int err = bpf_tc_detach(&hook, &opts);
-  mbr_netns_leave(&g);
-  /* No such filter (ENOENT) and no clsact qdisc at all (EINVAL) both mean
-   * nothing was attached, as in tc_query. */
-  if (err && err != -ENOENT && err != -EINVAL) {
-    char ns[300];
-    mbr_throw_errno(env, -err, "netlink",
-                    "detach tc %s filter %u:%u from %s%s", a.point_name,
-                    a.handle, a.priority, a.ifname,
-                    in_netns(&a, ns, sizeof ns));
-    goto out;
-  }
-  napi_get_boolean(env, err == 0, &result);
-out:
+  if (on_filter(env, argv, &DETACH, &a, &found))
+    napi_get_boolean(env, found, &result);
   tc_args_free(&a);
   return result;
 }
@@ -209,40 +255,14 @@ out:
 static napi_value tc_query(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 3, argv, argc);
   tc_args a = {0};
+  bool found;
   napi_value result = NULL;
-  if (!parse_common(env, argv[0], argv[1], argv[2], &a) ||
-      !require_filter_id(env, &a, "tcQuery"))
-    goto out;
-  mbr_netns_guard g;
-  if (!mbr_netns_enter(env, a.netns, &g))
-    goto out;
-  resolve_ifname(&a);
-  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)a.ifindex,
-                      .attach_point = a.point);
-  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a.handle,
-                      .priority = a.priority);
-  int err = bpf_tc_query(&hook, &opts);
-  mbr_netns_leave(&g);
-  /* No filter, and no clsact qdisc at all (EINVAL), both mean "nothing". */
-  if (err == -ENOENT || err == -EINVAL) {
-    napi_get_null(env, &result);
-    goto out;
+  if (on_filter(env, argv, &QUERY, &a, &found)) {
+    if (found)
+      result = filter_result(env, &a);
+    else
+      napi_get_null(env, &result);
   }
-  if (err) {
-    char ns[300];
-    mbr_throw_errno(env, -err, "netlink", "query tc %s filter %u:%u on %s%s",
-                    a.point_name, a.handle, a.priority, a.ifname,
-                    in_netns(&a, ns, sizeof ns));
-    goto out;
-  }
-  napi_value r;
-  if (napi_create_object(env, &r) != napi_ok ||
-      !mbr_set_u32(env, r, "handle", opts.handle) ||
-      !mbr_set_u32(env, r, "priority", opts.priority) ||
-      !mbr_set_u32(env, r, "progId", opts.prog_id))
-    goto out;
-  result = r;
-out:
   tc_args_free(&a);
   return result;
 }
@@ -251,22 +271,15 @@ out:
  * no clsact qdisc. Removes the qdisc and every filter on both points. */
 static napi_value tc_hook_destroy(napi_env env, napi_callback_info info) {
   MBR_ARGS(env, info, 2, argv, argc);
-  tc_args a = {0};
-  memset(&a, 0, sizeof a);
+  tc_args a = {.point = BPF_TC_INGRESS | BPF_TC_EGRESS};
   bool has_opts;
   napi_value result = NULL;
+  int err;
   if (!mbr_arg_u32(env, argv[0], "ifindex", &a.ifindex) ||
       !mbr_arg_options(env, argv[1], "options", &has_opts) ||
-      !mbr_opt_string(env, has_opts ? argv[1] : NULL, "netns", &a.netns))
+      !mbr_opt_string(env, has_opts ? argv[1] : NULL, "netns", &a.netns) ||
+      !tc_run(env, &a, call_hook_destroy, &err))
     goto out;
-  mbr_netns_guard g;
-  if (!mbr_netns_enter(env, a.netns, &g))
-    goto out;
-  resolve_ifname(&a);
-  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)a.ifindex,
-                      .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
-  int err = bpf_tc_hook_destroy(&hook);
-  mbr_netns_leave(&g);
   if (err && err != -ENOENT && err != -EINVAL) {
     char ns[300];
     mbr_throw_errno(env, -err, "netlink", "remove clsact qdisc from %s%s",
