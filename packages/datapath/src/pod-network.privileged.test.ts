@@ -10,28 +10,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test } from 'node:test';
 import { Cleanup } from './cleanup.js';
-import { NOT_ROOT_MESSAGE } from './datapath-error.js';
 import { ip, ipJson, linkShow, routeDelete, sysctlGet } from './netlink.js';
 import { PodAdoptError, PodNetwork, type Pod, type PodNetworkNames } from './pod-network.js';
 import { installSafetyRoutes, unreachableRoutes, type SafetyRoutes } from './safety-routes.js';
+import { IS_ROOT, requireRoot } from './test/privileged.js';
 
-const ROOT = process.geteuid?.() === 0;
 const NAMES: PodNetworkNames = { linkPrefix: `mbr${process.pid.toString(36)}-`, netnsPrefix: `mbrt${process.pid}-` };
 /** A second owner's names (refused while NAMES holds the router IP). */
 const OTHER: PodNetworkNames = { linkPrefix: `mbr${process.pid.toString(36)}o-`, netnsPrefix: `mbrt${process.pid}o-` };
 const PORT = 7070;
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
-
-function requireRoot(t: TestContext, what: string): boolean {
-  if (ROOT) return true;
-  const reason = `${NOT_ROOT_MESSAGE}: ${what}`;
-  t.diagnostic(`SKIPPED (not root): ${reason}`);
-  console.error(`SKIPPED (not root): ${t.name}: ${reason}`);
-  t.skip(reason);
-  return false;
-}
 
 // ---- processes in pods, started and stopped by PID -------------------------------------------
 
@@ -138,7 +128,7 @@ let client: InPod | undefined;
 let clientPort = '';
 
 before(async () => {
-  if (!ROOT) return;
+  if (!IS_ROOT) return;
   ipForwardBefore = readFileSync(IP_FORWARD, 'utf8').trim();
   // The rail goes in before any pod (and any packet) exists.
   safety = await installSafetyRoutes(undefined, { cleanup: root });

@@ -6,9 +6,8 @@
 // sent. The links and routes the test makes to play "the host" are on
 // this run's names (`mbr<pid base 36>-s…`) and the documentation ranges.
 import { strict as assert } from 'node:assert';
-import { after, test, type TestContext } from 'node:test';
+import { after, test } from 'node:test';
 import { Cleanup } from './cleanup.js';
-import { NOT_ROOT_MESSAGE } from './datapath-error.js';
 import { ip, ipJson, linkDelete } from './netlink.js';
 import {
   SAFETY_ROUTE_PROTOCOL,
@@ -19,21 +18,12 @@ import {
   safetyPrefixes,
   unreachableRoutes,
 } from './safety-routes.js';
+import { requireRoot } from './test/privileged.js';
 
-const ROOT = process.geteuid?.() === 0;
 const LINK = `mbr${process.pid.toString(36)}-s`;
 const PEER = `mbr${process.pid.toString(36)}-sx`;
 const root = new Cleanup();
 after(() => root.run());
-
-function requireRoot(t: TestContext, what: string): boolean {
-  if (ROOT) return true;
-  const reason = `${NOT_ROOT_MESSAGE}: ${what}`;
-  t.diagnostic(`SKIPPED (not root): ${reason}`);
-  console.error(`SKIPPED (not root): ${t.name}: ${reason}`);
-  t.skip(reason);
-  return false;
-}
 
 interface RouteJson {
   type?: string;

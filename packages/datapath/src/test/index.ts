@@ -1,3 +1,4 @@
 // Test helpers other packages' tests use through `@membrane/datapath/testing`.
 export * from './lxc-harness.js';
 export * from './packets.js';
+export * from './privileged.js';
