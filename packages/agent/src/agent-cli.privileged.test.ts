@@ -4,41 +4,26 @@
 // kill -9 and up again: pods adopted, policy still enforced → down leaves
 // nothing behind. Runs on its own pod CIDR, state directory and pin root.
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { CliAgent, requireRoot } from '@membrane/testkit';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const membrane = join(root, 'bin/membrane');
-const isRoot = process.geteuid?.() === 0;
-const CIDR = '10.201.0.0/16';
-
-test('agent through the CLI: apply, enforce, exec, restart, down', { skip: isRoot ? false : 'SKIPPED: needs root (CAP_BPF/CAP_NET_ADMIN): run as root', timeout: 300_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mbr-agent-e2e-'));
-  const pinRoot = `/sys/fs/bpf/mbr-test-agent-${process.pid}`;
-  const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: pinRoot, MEMBRANE_POD_CIDR: CIDR };
-  const run = (...args: string[]) => spawnSync(membrane, args, { env, encoding: 'utf8', timeout: 120_000 });
-  const ok = (...args: string[]) => {
-    const r = run(...args);
-    assert.equal(r.status, 0, `membrane ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
-  t.after(() => {
-    run('down');
-    rmSync(dir, { recursive: true, force: true });
-    if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true });
-  });
+test('agent through the CLI: apply, enforce, exec, restart, down', { timeout: 300_000 }, async (t) => {
+  if (!requireRoot(t, 'the agent loads BPF programs and makes network namespaces')) return;
+  const a = new CliAgent({ tag: 'cli', podCIDR: '10.201.0.0/16' });
+  t.after(() => a.cleanup());
+  const { dir } = a;
+  const run = (...args: string[]) => a.run(...args);
+  const ok = (...args: string[]) => a.ok(...args);
 
   // Not running yet: every command says how to start it.
   const down = run('get', 'pods');
-  assert.notEqual(down.status, 0);
-  assert.match(down.stderr, /the Membrane agent is not running: start it with `membrane up`/);
+  assert.equal(down.status, 2);
+  assert.equal(down.stderr, 'membrane: the Membrane agent is not running: start it with `membrane up` (as root) [MEMBRANE_E_AGENT_DOWN]\n');
   assert.equal(run('status').status, 1);
 
-  const up = ok('up', '--api-port', '0');
+  const up = a.up();
   assert.match(up, /starting BPF datapath/);
   assert.match(up, /membrane is up/);
   assert.match(ok('up', '--api-port', '0'), /already running/);
@@ -118,11 +103,12 @@ spec:
   // Bad input changes nothing.
   writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: ok-pod, namespace: galaxy}\nspec: {containers: [{name: c, command: [sleep, infinity]}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: galaxy}\nspec: {containers: []}\n');
   const bad = run('apply', '-f', join(dir, 'bad.yaml'));
-  assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /document 2 \(Pod galaxy\/bad\): spec.containers: must have at least one container/);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^membrane: \S+bad\.yaml: document 2 \(Pod galaxy\/bad\): spec.containers: must have at least one container \[MEMBRANE_E_MANIFEST_INVALID\]\n$/);
   assert.equal(run('get', 'pods', 'ok-pod', '-n', 'galaxy').status === 0, false, 'the valid first document must not have been applied');
-  const unknown = run('apply', '-f', '-');
-  assert.notEqual(unknown.status, 0);
+  const empty = run('apply', '-f', '-');
+  assert.equal(empty.status, 2);
+  assert.equal(empty.stderr, 'membrane: no objects in - [MEMBRANE_E_USAGE]\n');
 
   // Deployments keep `replicas` pods, with the template's labels (and so its identity and policy).
   const deploy = (replicas: number) =>
@@ -157,24 +143,24 @@ spec:
 
   // More bad input: an unknown kind, the same object twice, a namespace that does not exist.
   writeFileSync(join(dir, 'kind.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n');
-  assert.match(run('apply', '-f', join(dir, 'kind.yaml')).stderr, /kind: "ConfigMap" is not a supported kind/);
+  const kind = run('apply', '-f', join(dir, 'kind.yaml'));
+  assert.equal(kind.status, 2);
+  assert.match(kind.stderr, /kind: "ConfigMap" is not a supported kind.*\[MEMBRANE_E_MANIFEST_INVALID\]/);
   writeFileSync(join(dir, 'twice.yaml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: galaxy}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: galaxy}\n');
-  assert.match(run('apply', '-f', join(dir, 'twice.yaml')).stderr, /document 2 \(ServiceAccount galaxy\/sa\): metadata.name: the same object appears twice in this apply/);
+  const twice = run('apply', '-f', join(dir, 'twice.yaml'));
+  assert.equal(twice.status, 2);
+  assert.match(twice.stderr, /document 2 \(ServiceAccount galaxy\/sa\): metadata.name: the same object appears twice in this apply \[MEMBRANE_E_MANIFEST_INVALID\]/);
   writeFileSync(join(dir, 'nons.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nowhere}\nspec: {containers: [{name: c, command: [sleep, "1"]}]}\n');
-  assert.match(run('apply', '-f', join(dir, 'nons.yaml')).stderr, /namespace "nowhere" not found/);
-  // Not root: says so.
-  if (spawnSync('sh', ['-c', 'command -v runuser']).status === 0) {
-    const nr = spawnSync('runuser', ['-u', 'nobody', '--', membrane, 'up'], { env, encoding: 'utf8' });
-    assert.notEqual(nr.status, 0);
-    assert.match(nr.stderr, /needs root \(CAP_BPF\/CAP_NET_ADMIN\): run as root/);
-  }
+  const nons = run('apply', '-f', join(dir, 'nons.yaml'));
+  assert.equal(nons.status, 2);
+  assert.match(nons.stderr, /\(Pod nowhere\/p\): namespace "nowhere" not found \(apply a Namespace first\) \[MEMBRANE_E_NOT_FOUND\]/);
   assert.match(ok('describe', 'pod', 'broken', '-n', 'galaxy'), /Reason:\s+ContainerCannotRun/);
 
   // kill -9 the agent: enforcement continues; up again adopts the pods.
   const pid = (JSON.parse(ok('status', '-o', 'json')) as { agent: { pid: number } }).agent.pid;
   process.kill(pid, 'SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
-  ok('up', '--api-port', '0');
+  a.up();
   assert.equal(curl('tiefighter').stdout, '200');
   assert.equal(curl('xwing').status, 28);
   const after = JSON.parse(ok('get', 'pods', '-n', 'galaxy', '-o', 'json')) as { items: { metadata: { name: string }; status: { phase: string; podIP: string } }[] };
@@ -183,16 +169,12 @@ spec:
   // delete, then down: nothing left behind.
   assert.match(ok('delete', 'cnp', 'rule1', '-n', 'galaxy'), /deleted/);
   assert.equal(curl('xwing').stdout, '200');
-  assert.notEqual(run('delete', 'pod', 'nosuch', '-n', 'galaxy').status, 0);
+  const nosuch = run('delete', 'pod', 'nosuch', '-n', 'galaxy');
+  assert.equal(nosuch.status, 2);
+  assert.equal(nosuch.stderr, 'membrane: not found: Pod galaxy/nosuch [MEMBRANE_E_NOT_FOUND]\n');
   assert.equal(run('delete', 'pod', 'nosuch', '-n', 'galaxy', '--ignore-not-found').status, 0);
-  assert.match(ok('down'), /membrane is down/);
-  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
-  assert.doesNotMatch(netns, /mbr_pod_/);
-  const links = spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout;
-  assert.doesNotMatch(links, /mbr_/);
-  const routes = spawnSync('ip', ['route'], { encoding: 'utf8' }).stdout;
-  assert.doesNotMatch(routes, /10\.201\./);
-  assert.ok(!existsSync(pinRoot) || readdirSync(pinRoot).length === 0, 'pinned maps left behind');
-  const procs = spawnSync('pgrep', ['-f', 'http.server 80'], { encoding: 'utf8' }).stdout.trim();
-  assert.equal(procs, '', 'workload processes left behind');
+  const finished = a.down();
+  assert.equal(finished.status, 0, finished.stderr);
+  assert.match(finished.stdout, /membrane is down/);
+  assert.deepEqual(a.leaks(), [], 'down leaves nothing of this agent behind');
 });

@@ -163,6 +163,7 @@ export class Agent {
     const pods = this.pods?.list() ?? [];
     return statusView({
       agent: { pid: process.pid, stateDir: this.config.stateDir, version: VERSION, startedAt: this.startedAt, state: this.state },
+      api: { socket: this.config.socketPath, port: this.api?.port ?? 0 },
       podCIDR: this.config.podCIDR,
       pinRoot: this.config.pinRoot,
       lostEvents: Number(this.datapath?.lostEvents() ?? 0n),

@@ -21,10 +21,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { requireRoot } from '@membrane/testkit';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const membrane = join(root, 'bin/membrane');
-const isRoot = process.geteuid?.() === 0;
 const CIDR = '10.202.0.0/16';
 const PORT = 7000;
 const NS = 'restart';
@@ -227,8 +227,9 @@ interface PodJson {
 
 test(
   'agent restart (kill -9, up): no allowed packet dropped, no denied packet delivered, pods and endpoints adopted',
-  { skip: isRoot ? false : 'SKIPPED: needs root (CAP_BPF/CAP_NET_ADMIN): run as root', timeout: 240_000 },
+  { timeout: 240_000 },
   async (t) => {
+    if (!requireRoot(t, 'the agent loads BPF programs and makes network namespaces')) return;
     const dir = mkdtempSync(join(tmpdir(), 'mbr-restart-'));
     const tag = (process.pid % 1296).toString(36);
     const prefix = `mbrr${tag}`; // links <prefix>_e<id>, netns <prefix>_pod_<id>
@@ -261,18 +262,25 @@ test(
       if (agents.length) out.push(`agent processes: ${agents.join(', ')}`);
       return out;
     };
-    /** Processes running our scripts (started by the agent on our behalf). */
-    const workloadPids = (): number[] =>
-      spawnSync('pgrep', ['-f', dir], { encoding: 'utf8' })
-        .stdout.split('\n')
-        .filter(Boolean)
-        .map(Number)
-        .filter((p) => p !== process.pid && alive(p));
+    /** The processes seen in our pods' namespaces (noted while they exist: they outlive a deleted namespace). */
+    const workloads = new Set<number>();
+    const noteWorkloads = (): void => {
+      for (const n of spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n')) {
+        const name = n.split(' ')[0]!;
+        if (!name.startsWith(`${prefix}_pod_`)) continue;
+        for (const p of spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) workloads.add(Number(p));
+      }
+    };
+    const workloadPids = (): number[] => {
+      noteWorkloads();
+      return [...workloads].filter((p) => p !== process.pid && alive(p));
+    };
 
     let passed = false;
     t.after(async () => {
       // `down` removes everything when the agent runs; if it does not (killed and not started
       // again), start it so that it adopts what it left, then take it all down.
+      noteWorkloads();
       const d = run('down');
       if (/not running/.test(d.stdout) && leftovers().length > 0) {
         run('up', '--api-port', '0');
@@ -556,6 +564,8 @@ spec:
     );
 
     // ---- down leaves nothing -----------------------------------------------------------------
+    noteWorkloads();
+    assert.ok(workloads.size >= 3, `the pods' processes were seen (${workloads.size})`);
     assert.match(ok('down'), /membrane is down/);
     for (let i = 0; i < 50 && leftovers().length > 0; i++) await sleep(100);
     assert.deepEqual(leftovers(), [], 'membrane down left nothing behind');

@@ -77,6 +77,8 @@ export interface IdentityInfo {
 
 export interface StatusResponse {
   agent: { pid: number; stateDir: string; version: string; startedAt: string; state: 'ready' | 'starting' | 'stopping' };
+  /** Where the REST API listens: the root-only socket, and 127.0.0.1:port (every request there needs the token). */
+  api: { socket: string; port: number };
   datapath: { pinRoot: string; podCIDR: string; programs: string; lostEvents: number };
   endpoints: { total: number; ready: number };
   policies: { total: number; revision: number };

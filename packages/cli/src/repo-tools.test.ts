@@ -1,5 +1,6 @@
 // The repository's own tools: the import-rule check (design.md section 2)
-// and the benchmarks' output contracts (shared/spec/cli.md).
+// and bench/policy-scale's output contract (shared/spec/cli.md). The
+// privileged benchmarks' smoke runs are in packages/testkit.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,41 +48,7 @@ test('bench/policy-scale --quick prints the figures cli.md names, last line JSON
   const j = JSON.parse(last) as { bench: string; figures: Record<string, number>; config: unknown };
   assert.equal(j.bench, 'policy-scale');
   for (const n of [10, 100, 1000]) for (const m of [100, 1000]) assert.equal(typeof j.figures[`resolve_ms_${n}x${m}`], 'number');
-  assert.ok(j.figures['growth_ratio_max']! > 0);
+  // Resolution is near-linear (today ~8 per 10x): a bound far from that still catches a quadratic turn.
+  assert.ok(j.figures['growth_ratio_max']! > 0 && j.figures['growth_ratio_max']! < 60, `growth_ratio_max ${j.figures['growth_ratio_max']}`);
 });
 
-test('bench/datapath --quick prints the figures cli.md names, last line JSON', { timeout: 180_000 }, (t) => {
-  if (process.geteuid?.() !== 0) {
-    t.skip('SKIPPED: bench/datapath needs root (CAP_BPF/CAP_NET_ADMIN): run as root');
-    return;
-  }
-  const r = spawnSync(`${repoRoot}/bench/datapath`, ['--quick'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bench: string; figures: Record<string, number> };
-  assert.equal(j.bench, 'datapath');
-  for (const k of ['rr_latency_ratio', 'rr_p99_ratio', 'conn_rate_ratio', 'apply_to_enforced_ms_1', 'apply_to_enforced_ms_100', 'apply_to_enforced_ms_1000']) {
-    assert.equal(typeof j.figures[k], 'number', k);
-    assert.ok(j.figures[k]! > 0, `${k} = ${j.figures[k]}`);
-  }
-  assert.equal(j.figures['events_lost'], 0);
-});
-
-test('bench/agent --quick prints the figures cli.md names, last line JSON', { timeout: 300_000 }, (t) => {
-  if (process.geteuid?.() !== 0) {
-    t.skip('SKIPPED: bench/agent needs root (CAP_BPF/CAP_NET_ADMIN): run as root');
-    return;
-  }
-  const r = spawnSync(`${repoRoot}/bench/agent`, ['--quick'], { encoding: 'utf8', timeout: 280_000 });
-  assert.equal(r.status, 0, r.stderr);
-  assert.doesNotMatch(r.stderr, /left behind/);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bench: string; figures: Record<string, number>; config: Record<string, unknown> };
-  assert.equal(j.bench, 'agent');
-  for (const k of ['pods_started_per_s', 'agent_rss_mb_per_100_endpoints', 'apply_to_enforced_ms_1', 'apply_to_enforced_ms_100', 'apply_to_enforced_ms_1000']) {
-    assert.equal(typeof j.figures[k], 'number', k);
-    assert.ok(Number.isFinite(j.figures[k]), `${k} = ${j.figures[k]}`);
-  }
-  for (const k of ['pods_started_per_s', 'apply_to_enforced_ms_1', 'apply_to_enforced_ms_100', 'apply_to_enforced_ms_1000']) assert.ok(j.figures[k]! > 0, `${k} = ${j.figures[k]}`);
-  // `membrane apply -o json` carries the agent's own enforcement time.
-  for (const n of [1, 100, 1000]) assert.ok(j.figures[`agent_enforced_ms_${n}`]! > 0, `agent_enforced_ms_${n}`);
-  assert.equal(j.config['quick'], true);
-});

@@ -17,7 +17,7 @@ import { basename, join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Cleanup, Datapath, MARK_TO_PROXY, NOT_ROOT_MESSAGE, TC_ACT_OK, TC_ACT_SHOT, type DatapathEvent } from '@membrane/datapath';
-import { LO_IFINDEX, LxcHarness, leftoverPins, type LxcProgram, type PacketSpec } from '@membrane/datapath/testing';
+import { LO_IFINDEX, LxcHarness, leftoverPins, requireRoot, type LxcProgram, type PacketSpec } from '@membrane/datapath/testing';
 import {
   DirectionPolicy,
   L7Parser,
@@ -40,7 +40,6 @@ import {
 import { policyMapWrites } from './policy-writes.js';
 import { EndpointRealizer, type RealizedEndpoint } from './realizer.js';
 
-const ROOT = process.geteuid?.() === 0;
 const PIN_PREFIX = 'mbr-test-realizer-';
 const PIN_ROOT = `/sys/fs/bpf/${PIN_PREFIX}${process.pid}`;
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -50,10 +49,7 @@ const PROXY = { http: 15001, dns: 15053 };
 after(() => Datapath.unpinAll(PIN_ROOT));
 
 function privileged(t: TestContext): boolean {
-  if (ROOT) return true;
-  t.diagnostic(`SKIPPED (not root): ${NOT_ROOT_MESSAGE}`);
-  t.skip(`${NOT_ROOT_MESSAGE}: loads bpf_lxc.o and pins its maps under ${PIN_ROOT}`);
-  return false;
+  return requireRoot(t, `loads bpf_lxc.o and pins its maps under ${PIN_ROOT}`);
 }
 
 /** bpf_lxc.o with fresh maps, and the test's cleanup (undone newest first when the test ends). */

@@ -6,3 +6,4 @@ export * from './traffic.js';
 export * from './live-scenario.js';
 export * from './leaks.js';
 export * from './privileged.js';
+export * from './cli-agent.js';

@@ -3,7 +3,7 @@
  * names may remain — namespaces, links, routes through the run's links, pin
  * roots, agent processes, and the safety routes the run added.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { ip } from '@membrane/datapath';
 import type { RunNames } from './pods.js';
@@ -29,4 +29,40 @@ export async function findLeaks(names: RunNames, safetyRoutes: readonly string[]
   }
   for (const pid of runningAgents()) leaks.push(`agent process ${pid}`);
   return leaks;
+}
+
+/** Every process now, by pid. */
+export function processSnapshot(): Set<number> {
+  return new Set(readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number));
+}
+
+/**
+ * Processes that did not exist in `before`, still run, and live in another
+ * network namespace than this one: what a run that made pods (and removed
+ * them) would have left behind. Zombies are not counted.
+ */
+export function newProcessesInOtherNetns(before: ReadonlySet<number>): number[] {
+  const mine = netnsOf(process.pid);
+  const out: number[] = [];
+  for (const pid of processSnapshot()) {
+    if (before.has(pid)) continue;
+    const ns = netnsOf(pid);
+    if (!ns || ns === mine) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+    } catch {
+      continue;
+    }
+    out.push(pid);
+  }
+  return out;
+}
+
+function netnsOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,5 +1,2 @@
-/**
- * The gate of privileged tests (they run as root and otherwise skip loudly):
- * the one @membrane/datapath's own tests use, so every package skips alike.
- */
-export { IS_ROOT, requireRoot } from '@membrane/datapath/testing';
+/** The gate of privileged tests (one implementation, in the datapath's test helpers). */
+export { IS_ROOT, inCI, requireRoot } from '@membrane/datapath/testing';

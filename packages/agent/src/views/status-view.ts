@@ -7,6 +7,7 @@ export const VERSION = '0.1.0';
 
 export interface StatusInputs {
   agent: StatusResponse['agent'];
+  api: StatusResponse['api'];
   podCIDR: string;
   pinRoot: string;
   lostEvents: number;
@@ -25,6 +26,7 @@ export function statusView(s: StatusInputs): StatusResponse {
   }
   return {
     agent: s.agent,
+    api: s.api,
     datapath: { pinRoot: s.pinRoot, podCIDR: s.podCIDR, programs: 'from-container, to-container', lostEvents: s.lostEvents },
     endpoints: s.endpoints,
     policies: s.policies,

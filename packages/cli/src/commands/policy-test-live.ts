@@ -281,6 +281,11 @@ export async function runLive(files: string[], fmt: 'summary' | 'table' | 'json'
     const ok = all.length - mismatched.length - skipped.length;
     io.out(`${fmt === 'table' ? '\n' : ''}${reports.length} scenario file(s) live, ${all.length} probes: ${ok} as expected, ${mismatched.length} mismatched, ${skipped.length} skipped\n`);
   }
+  // A live run that checked nothing did not pass.
+  if (all.length > 0 && skipped.length === all.length) {
+    io.err(`membrane: every probe was skipped (${skipped.length}): nothing was checked live [MEMBRANE_E_USAGE]\n`);
+    return 1;
+  }
   return mismatched.length > 0 ? 1 : 0;
 }
 

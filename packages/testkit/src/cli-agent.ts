@@ -1,0 +1,124 @@
+/**
+ * An agent for a privileged test, driven through the CLI as a user drives
+ * it, on names of its own: state directory, socket, pin root, kernel-object
+ * prefix and pod CIDR, so test files never meet each other's (or a user's)
+ * agent. `leaks()` lists what of exactly those names is still there — and
+ * the workload processes it saw running — after `down`.
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const MEMBRANE = join(REPO_ROOT, 'bin/membrane');
+
+export interface CliAgentOptions {
+  /** A short tag (letters and digits, at most 5): names are `mbr<tag>_...`. */
+  tag: string;
+  podCIDR: string;
+  env?: Record<string, string>;
+}
+
+export class CliAgent {
+  readonly dir: string;
+  readonly stateDir: string;
+  readonly pinRoot: string;
+  readonly prefix: string;
+  readonly env: NodeJS.ProcessEnv;
+  private readonly workloads = new Set<number>();
+  private agentPid: number | undefined;
+  private readonly agentPids = new Set<number>();
+
+  constructor(readonly opts: CliAgentOptions) {
+    if (!/^[a-z0-9]{1,5}$/.test(opts.tag)) throw new Error(`tag "${opts.tag}": 1 to 5 lowercase letters or digits`);
+    this.dir = mkdtempSync(join(tmpdir(), `mbr-${opts.tag}-`));
+    this.stateDir = join(this.dir, 'state');
+    this.prefix = `mbr${opts.tag}`;
+    this.pinRoot = `/sys/fs/bpf/mbr-${opts.tag}-${process.pid}`;
+    this.env = { ...process.env, MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
+  }
+
+  run(...args: string[]): SpawnSyncReturns<string> {
+    return spawnSync(MEMBRANE, args, { env: this.env, encoding: 'utf8', timeout: 180_000 });
+  }
+
+  /** Runs a command that must succeed; answers its stdout. */
+  ok(...args: string[]): string {
+    const r = this.run(...args);
+    if (r.status !== 0) throw new Error(`membrane ${args.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  json<T>(...args: string[]): T {
+    return JSON.parse(this.ok(...args, '-o', 'json')) as T;
+  }
+
+  up(): string {
+    const out = this.ok('up', '--api-port', '0');
+    this.agentPid = this.json<{ agent: { pid: number } }>('status').agent.pid;
+    this.agentPids.add(this.agentPid);
+    return out;
+  }
+
+  get pid(): number | undefined {
+    return this.agentPid;
+  }
+
+  /** The pods' network namespaces (by this agent's names). */
+  netns(): string[] {
+    return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((l) => l.split(' ')[0]!)
+      .filter((n) => n.startsWith(`${this.prefix}_pod_`));
+  }
+
+  /** Remember the processes running in this agent's pods now (checked by `leaks`). */
+  noteWorkloads(): void {
+    for (const ns of this.netns()) {
+      for (const p of spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) this.workloads.add(Number(p));
+    }
+  }
+
+  /** `membrane down` (noting the workloads first), then the state directory goes. */
+  down(): SpawnSyncReturns<string> {
+    this.noteWorkloads();
+    return this.run('down');
+  }
+
+  leaks(): string[] {
+    const out: string[] = [];
+    for (const ns of this.netns()) out.push(`netns ${ns}`);
+    for (const l of spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout.split('\n')) {
+      const name = l.split(': ')[1]?.split('@')[0] ?? '';
+      if (name.startsWith(`${this.prefix}_`)) out.push(`link ${name}`);
+    }
+    const cidrBase = this.opts.podCIDR.split('.').slice(0, 2).join('.') + '.';
+    for (const l of spawnSync('ip', ['route', 'show', 'table', 'main'], { encoding: 'utf8' }).stdout.split('\n')) {
+      if (l.startsWith(cidrBase) || l.includes(` ${this.opts.podCIDR} `) || l.includes(`dev ${this.prefix}_`)) out.push(`route ${l.trim()}`);
+    }
+    if (existsSync(this.pinRoot) && readdirSync(this.pinRoot).length) out.push(`pins ${this.pinRoot}: ${readdirSync(this.pinRoot).join(', ')}`);
+    for (const pid of [...this.workloads, ...this.agentPids]) {
+      if (existsSync(`/proc/${pid}`) && !readStat(pid).startsWith('Z')) out.push(`process ${pid}`);
+    }
+    return out;
+  }
+
+  /** Down (if still up) and remove the directory and pin root; for t.after. */
+  cleanup(): void {
+    this.down();
+    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.pinRoot, { recursive: true, force: true });
+  }
+}
+
+/** The process state letter and what follows it in /proc/<pid>/stat ('' when gone). */
+function readStat(pid: number): string {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2);
+  } catch {
+    return '';
+  }
+}
