@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { Cleanup, Datapath } from '@membrane/datapath';
 import { EndpointRealizer } from '@membrane/endpoint';
 import { FIRST_CLUSTER_IDENTITY, FIRST_LOCAL_IDENTITY, SelectorCache, cidrIdentity, endpointIdentityLabels, parsePolicyDocument, reservedIdentities, resolveAll } from '@membrane/policy';
-import { PodNetwork, findLeaks, installSafetyRoutes, runNames } from '@membrane/testkit';
+import { POD_CIDR, PodNetwork, findLeaks, installSafetyRoutes, runNames } from '@membrane/testkit';
 
 const quick = process.argv.includes('--quick');
 const RR_COUNT = quick ? 3000 : 20000;
@@ -62,7 +62,7 @@ function mean(xs) {
 const figures = {};
 let exitCode = 0;
 try {
-  const rails = await installSafetyRoutes();
+  const rails = await installSafetyRoutes([POD_CIDR]);
   cleanup.add('safety routes', () => rails.remove());
   const net = await PodNetwork.create(cleanup, names);
   const client = await net.addPod('bench/client', '10.200.7.1', cleanup);

@@ -18,6 +18,8 @@ import { installSafetyRoutes, unreachableRoutes, type SafetyRoutes } from './saf
 import { IS_ROOT, requireRoot } from './test/privileged.js';
 
 const NAMES: PodNetworkNames = { linkPrefix: `mbr${process.pid.toString(36)}-`, netnsPrefix: `mbrt${process.pid}-` };
+/** This test's own pod CIDR (never the agent's default 10.200.0.0/16). */
+const CIDR = '10.208.0.0/16';
 /** A second owner's names (refused while NAMES holds the router IP). */
 const OTHER: PodNetworkNames = { linkPrefix: `mbr${process.pid.toString(36)}o-`, netnsPrefix: `mbrt${process.pid}o-` };
 const PORT = 7070;
@@ -131,7 +133,7 @@ before(async () => {
   if (!IS_ROOT) return;
   ipForwardBefore = readFileSync(IP_FORWARD, 'utf8').trim();
   // The rail goes in before any pod (and any packet) exists.
-  safety = await installSafetyRoutes(undefined, { cleanup: root });
+  safety = await installSafetyRoutes([CIDR], { cleanup: root });
 });
 after(async () => {
   for (const c of [...children]) await stop(c);
@@ -140,22 +142,22 @@ after(async () => {
 
 test('open creates the router link; two pods plumbed as design.md section 3 talk TCP', async (t) => {
   if (!requireRoot(t, 'creates network namespaces and links and sends traffic between them')) return;
-  assert.ok(safety!.installed.includes('10.200.0.0/16') || safety!.alreadyCovered.includes('10.200.0.0/16'));
+  assert.ok(safety!.installed.includes('10.208.0.0/16') || safety!.alreadyCovered.includes('10.208.0.0/16'));
 
-  net1 = await PodNetwork.open({ names: NAMES, cleanup: root });
+  net1 = await PodNetwork.open({ cidr: CIDR, names: NAMES, cleanup: root });
   assert.equal(net1.routerAdopted, false);
-  assert.equal(net1.cidr, '10.200.0.0/16');
-  assert.equal(net1.routerIP, '10.200.0.1');
+  assert.equal(net1.cidr, '10.208.0.0/16');
+  assert.equal(net1.routerIP, '10.208.0.1');
   assert.equal(net1.routerIf, `${NAMES.linkPrefix}r`);
-  const holders = await ipJson<{ ifname: string }[]>(['addr', 'show', 'to', '10.200.0.1/32'], 'router ip');
+  const holders = await ipJson<{ ifname: string }[]>(['addr', 'show', 'to', '10.208.0.1/32'], 'router ip');
   assert.deepEqual(holders.map((h) => h.ifname), [net1.routerIf]);
   assert.equal(await sysctlGet(`net.ipv4.conf.${net1.routerIf}.forwarding`), '1');
 
   a = await net1.addPod({ name: 'test/a' }, root);
-  b = await net1.addPod({ name: 'test/b', ip: '10.200.9.20' }, root);
+  b = await net1.addPod({ name: 'test/b', ip: '10.208.9.20' }, root);
   // The first address the allocator gives: after the network address and the router.
-  assert.deepEqual({ id: a.id, ip: a.ip, netns: a.netns, hostIf: a.hostIf, adopted: a.adopted }, { id: '0', ip: '10.200.0.2', netns: `${NAMES.netnsPrefix}0`, hostIf: `${NAMES.linkPrefix}e0`, adopted: false });
-  assert.equal(b.ip, '10.200.9.20');
+  assert.deepEqual({ id: a.id, ip: a.ip, netns: a.netns, hostIf: a.hostIf, adopted: a.adopted }, { id: '0', ip: '10.208.0.2', netns: `${NAMES.netnsPrefix}0`, hostIf: `${NAMES.linkPrefix}e0`, adopted: false });
+  assert.equal(b.ip, '10.208.9.20');
   assert.equal(b.hostIf, `${NAMES.linkPrefix}e1`);
   assert.ok(a.hostIf.length <= 15 && b.hostIf.length <= 15);
   assert.equal(a.ifindex, (await linkShow(a.hostIf))!.ifindex);
@@ -164,8 +166,8 @@ test('open creates the router link; two pods plumbed as design.md section 3 talk
   for (const p of [a, b]) {
     assert.equal(await sysctlGet(`net.ipv4.conf.${p.hostIf}.forwarding`), '1');
     const routes = await ipJson<{ dst: string; gateway?: string; dev: string; scope?: string }[]>(['route', 'show'], 'routes', p.netns);
-    assert.ok(routes.some((r) => r.dst === 'default' && r.gateway === '10.200.0.1' && r.dev === 'eth0'), JSON.stringify(routes));
-    assert.ok(routes.some((r) => r.dst === '10.200.0.1' && r.scope === 'link'), JSON.stringify(routes));
+    assert.ok(routes.some((r) => r.dst === 'default' && r.gateway === '10.208.0.1' && r.dev === 'eth0'), JSON.stringify(routes));
+    assert.ok(routes.some((r) => r.dst === '10.208.0.1' && r.scope === 'link'), JSON.stringify(routes));
     assert.match(await ip(['route', 'show', `${p.ip}/32`], 'host route'), new RegExp(`dev ${p.hostIf}`));
     const eth0 = await ipJson<{ addr_info: { family: string; local: string; prefixlen: number }[] }[]>(['addr', 'show', 'dev', 'eth0'], 'eth0', p.netns);
     assert.deepEqual(eth0[0]!.addr_info.map((x) => `${x.family} ${x.local}/${x.prefixlen}`), [`inet ${p.ip}/32`]);
@@ -185,22 +187,22 @@ test('open creates the router link; two pods plumbed as design.md section 3 talk
 test('a pod whose plumbing fails half-way is taken down again at once', async (t) => {
   if (!requireRoot(t, 'creates network namespaces and links')) return;
   // A route to the address exists already (not the pod's): the pod's own route cannot be added.
-  await ip(['route', 'add', '10.200.66.6/32', 'dev', net1!.routerIf], 'add a clashing route');
+  await ip(['route', 'add', '10.208.66.6/32', 'dev', net1!.routerIf], 'add a clashing route');
   const routerIf = net1!.routerIf;
   // Gone with the router link when destroy ran first.
-  root.add('clashing route', async () => void ((await linkShow(routerIf)) && (await routeDelete(['10.200.66.6/32', 'dev', routerIf]))));
+  root.add('clashing route', async () => void ((await linkShow(routerIf)) && (await routeDelete(['10.208.66.6/32', 'dev', routerIf]))));
   const c = new Cleanup();
-  await assert.rejects(() => net1!.addPod({ id: 'zz', name: 'test/clash', ip: '10.200.66.6' }, c), /route 10\.200\.66\.6\/32 dev .*File exists/);
+  await assert.rejects(() => net1!.addPod({ id: 'zz', name: 'test/clash', ip: '10.208.66.6' }, c), /route 10\.208\.66\.6\/32 dev .*File exists/);
   assert.equal(await linkShow(`${NAMES.linkPrefix}ezz`), undefined);
   assert.ok(!(await ipJson<{ name: string }[]>(['netns', 'list'], 'netns')).some((n) => n.name === `${NAMES.netnsPrefix}zz`));
-  assert.equal(net1!.allocator.isInUse('10.200.66.6'), false);
+  assert.equal(net1!.allocator.isInUse('10.208.66.6'), false);
   assert.deepEqual(net1!.list().map((p) => p.name), ['test/a', 'test/b']);
   // What the caller's registry holds for it is a no-op now.
   await c.run();
   // Bad requests fail before anything is made.
-  await assert.rejects(() => net1!.addPod({ ip: '10.200.9.20' }), /10\.200\.9\.20 is already the IP of pod test\/b/);
-  await assert.rejects(() => net1!.addPod({ ip: '10.200.0.1' }), /is the router IP/);
-  await assert.rejects(() => net1!.addPod({ ip: '10.201.0.9' }), /outside the pod CIDR/);
+  await assert.rejects(() => net1!.addPod({ ip: '10.208.9.20' }), /10\.208\.9\.20 is already the IP of pod test\/b/);
+  await assert.rejects(() => net1!.addPod({ ip: '10.208.0.1' }), /is the router IP/);
+  await assert.rejects(() => net1!.addPod({ ip: '10.209.0.9' }), /outside the pod CIDR/);
   await assert.rejects(() => net1!.addPod({ id: '0' }), /id 0 is already the id of pod test\/a/);
   await assert.rejects(() => net1!.addPod({ id: 'much-too-long-id' }), /longer than \d+ characters/);
   await assert.rejects(() => net1!.addPod({ id: 'Bad/Id' }), /lowercase letters/);
@@ -209,8 +211,8 @@ test('a pod whose plumbing fails half-way is taken down again at once', async (t
 test('another owner of the router IP is refused', async (t) => {
   if (!requireRoot(t, 'reads the addresses of the root namespace')) return;
   await assert.rejects(
-    () => PodNetwork.open({ names: OTHER }),
-    { message: `the router IP 10.200.0.1 is already configured on ${net1!.routerIf}: another agent or test run owns the pod network` },
+    () => PodNetwork.open({ cidr: CIDR, names: OTHER }),
+    { message: `the router IP 10.208.0.1 is already configured on ${net1!.routerIf}: another agent or test run owns the pod network` },
   );
   assert.deepEqual(await leftovers(OTHER), []);
   await assert.rejects(() => PodNetwork.open({ names: { linkPrefix: 'eth', netnsPrefix: 'mbrx' } }), /must start with "mbr"/);
@@ -221,7 +223,7 @@ test('after a restart, open on the same names adopts the router and finds the po
   if (!requireRoot(t, 'inspects network namespaces and links and sends traffic between them')) return;
   const before = { a: await snapshot(a!), b: await snapshot(b!), router: await linkShow(net1!.routerIf) };
 
-  net2 = await PodNetwork.open({ names: NAMES });
+  net2 = await PodNetwork.open({ cidr: CIDR, names: NAMES });
   assert.equal(net2.routerAdopted, true);
   assert.deepEqual(net2.routerRepairs, []);
   assert.deepEqual(net2.list(), []);
@@ -236,7 +238,7 @@ test('after a restart, open on the same names adopts the router and finds the po
   // Their addresses are in use from open on.
   assert.deepEqual(net2.allocator.inUse(), [a!.ip, b!.ip]);
 
-  await assert.rejects(() => net2!.adoptPod(b!.id, { ip: '10.200.9.21' }), (e: Error) => e instanceof PodAdoptError && /its address is 10\.200\.9\.20, not 10\.200\.9\.21/.test(e.message));
+  await assert.rejects(() => net2!.adoptPod(b!.id, { ip: '10.208.9.21' }), (e: Error) => e instanceof PodAdoptError && /its address is 10\.208\.9\.20, not 10\.208\.9\.21/.test(e.message));
   const a2 = await net2.adoptPod(a!.id, { name: 'test/a', ip: a!.ip });
   const b2 = await net2.adoptPod(b!.id, { name: 'test/b' });
   assert.deepEqual(a2, { ...a!, adopted: true });
@@ -255,11 +257,11 @@ test('after a restart, open on the same names adopts the router and finds the po
   // A new pod never gets an address in use.
   const c = await net2.addPod({ name: 'test/c' });
   assert.equal(c.id, '2', 'automatic ids skip the pods found in place');
-  assert.equal(c.ip, '10.200.0.3');
+  assert.equal(c.ip, '10.208.0.3');
 
   // A pod with broken plumbing is found with its problems and not adopted; it can be removed by name.
   await ip(['route', 'delete', `${c.ip}/32`, 'dev', c.hostIf], 'break pod c');
-  const net3 = await PodNetwork.open({ names: NAMES });
+  const net3 = await PodNetwork.open({ cidr: CIDR, names: NAMES });
   const broken = (await net3.discover()).find((d) => d.id === c.id)!;
   assert.deepEqual(broken.problems, [`no route ${c.ip}/32 dev ${c.hostIf} in the root namespace`]);
   await assert.rejects(() => net3.adoptPod(c.id), PodAdoptError);
@@ -299,12 +301,12 @@ test('destroy takes down everything under the names: pods and router', async (t)
   await net2!.destroy();
   assert.deepEqual(await leftovers(NAMES), []);
   assert.equal(await linkShow(d.hostIf), undefined);
-  assert.deepEqual(await ipJson<unknown[]>(['addr', 'show', 'to', '10.200.0.1/32'], 'router ip'), []);
+  assert.deepEqual(await ipJson<unknown[]>(['addr', 'show', 'to', '10.208.0.1/32'], 'router ip'), []);
   await assert.rejects(() => net2!.addPod({}), /has been destroyed/);
   await net2!.destroy();
 
   // `membrane down` without opening: everything under the names goes, whoever holds the router IP.
-  const net4 = await PodNetwork.open({ names: NAMES, cleanup: root });
+  const net4 = await PodNetwork.open({ cidr: CIDR, names: NAMES, cleanup: root });
   assert.equal(net4.routerAdopted, false);
   await net4.addPod({ name: 'test/y' }, root);
   await PodNetwork.teardown({ names: NAMES });

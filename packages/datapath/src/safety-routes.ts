@@ -1,9 +1,11 @@
 /**
  * The safety rail of design.md section 8: before the first packet, the root
- * namespace gets an `unreachable` route for the pod CIDR and for each test
- * range, so a packet to an address whose pod (or test host) is not up fails
- * on this machine (EHOSTUNREACH) instead of following the default route off
- * it. Each pod's /32 route is more specific and wins.
+ * namespace gets an `unreachable` route for each range the agent owns (the
+ * pod CIDR, the service CIDR) and, for a run that targets outside test hosts,
+ * for exactly those /32 addresses, so a packet to an address whose pod (or
+ * test host) is not up fails on this machine (EHOSTUNREACH) instead of
+ * following the default route off it. Each pod's /32 route is more specific
+ * and wins; a test host's /32 route wins over its rail by its lower metric.
  *
  * The routes are added, never replaced: `ip route replace` would overwrite a
  * route the machine lives on (on some hosts 192.0.2.0/24 is the uplink's own
@@ -23,7 +25,12 @@ import type { Cleanup } from './cleanup.js';
 import { NetlinkError, ip, ipJson } from './netlink.js';
 import { DEFAULT_POD_CIDR } from './pod-ip-allocator.js';
 
-/** The documentation ranges scenarios put outside peers (test hosts) on. */
+/**
+ * The documentation ranges scenarios put outside peers (test hosts) on. No
+ * rail ever covers a whole one: on these machines the uplink lives in
+ * 192.0.2.0/24 and the package registries resolve into 203.0.113.0/24. A run
+ * that targets test hosts rails exactly their addresses (testHostRails).
+ */
 export const TEST_RANGES = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'] as const;
 
 /**
@@ -33,9 +40,22 @@ export const TEST_RANGES = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24']
  */
 export const SAFETY_ROUTE_PROTOCOL = 77;
 
-/** The prefixes the rail covers for a pod CIDR: the CIDR itself and the test ranges. */
-export function safetyPrefixes(podCidr: string = DEFAULT_POD_CIDR): string[] {
-  return [podCidr, ...TEST_RANGES];
+/**
+ * The metric of every safety route: high, so a route of the same prefix
+ * with the default metric 0 (a test host's /32 at the address the rail
+ * guards) wins over it while it exists, and the rail takes over again when
+ * that route goes.
+ */
+export const SAFETY_ROUTE_METRIC = 4000;
+
+/** The prefixes an agent rails: the ranges it owns (its pod CIDR, its service CIDR), and nothing else. */
+export function safetyPrefixes(podCidr: string = DEFAULT_POD_CIDR, ...owned: string[]): string[] {
+  return [podCidr, ...owned];
+}
+
+/** The rails of a run that targets these outside addresses: one /32 each, never their range. */
+export function testHostRails(addresses: Iterable<string>): string[] {
+  return [...new Set([...addresses].map((a) => `${a}/32`))];
 }
 
 export interface SafetyRoutes {
@@ -143,7 +163,7 @@ export async function installSafetyRoutes(prefixes: readonly string[] = safetyPr
         continue;
       }
       // `add`, never `replace`: it fails rather than overwrite a route that appeared meanwhile.
-      await ip(['route', 'add', 'unreachable', prefix, 'table', 'main', 'proto', String(SAFETY_ROUTE_PROTOCOL)], `add the safety route unreachable ${prefix}`);
+      await ip(['route', 'add', 'unreachable', prefix, 'table', 'main', 'proto', String(SAFETY_ROUTE_PROTOCOL), 'metric', String(SAFETY_ROUTE_METRIC)], `add the safety route unreachable ${prefix}`);
       installed.push(prefix);
       opts.cleanup?.add(`safety route unreachable ${prefix}`, () => undo(prefix));
       // More specific routes of the host inside the range still win over the rail.

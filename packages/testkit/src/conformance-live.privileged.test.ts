@@ -40,7 +40,7 @@ before(async () => {
   if (!IS_ROOT) return;
   ipForwardBefore = readFileSync(IP_FORWARD, 'utf8').trim();
   // The rail goes in before any pod (and any packet) exists.
-  safety = await installSafetyRoutes();
+  safety = await installSafetyRoutes([POD_CIDR]);
   root.add('safety routes', () => safety!.remove());
   network = await PodNetwork.create(root, NAMES);
 });
@@ -75,9 +75,9 @@ test('a denied TCP connection times out, an allowed one carries data both ways',
   const scenario = `
 name: tcp-timeout-and-data
 endpoints:
-  - {name: server, labels: {app: server}, ip: 10.200.77.10}
-  - {name: client, labels: {app: client}, ip: 10.200.77.11}
-  - {name: admin,  labels: {app: admin},  ip: 10.200.77.12}
+  - {name: server, labels: {app: server}, ip: 10.207.77.10}
+  - {name: client, labels: {app: client}, ip: 10.207.77.11}
+  - {name: admin,  labels: {app: admin},  ip: 10.207.77.12}
 policies:
   - |
     apiVersion: cilium.io/v2
@@ -157,12 +157,12 @@ test('safety routes: an address with no pod fails on this machine', async (t) =>
   // above from the root namespace.
   const c = new Cleanup();
   try {
-    const pod = await network!.addPod('safety/prober', '10.200.78.10', c);
+    const pod = await network!.addPod('safety/prober', '10.207.78.10', c);
     const outcomes = await runProbeClient(
       pod,
       [
-        { id: 1, protocol: 'TCP', ip: '10.200.78.99', port: 80 },
-        { id: 2, protocol: 'ICMP', ip: '10.200.78.99', icmpType: 8 },
+        { id: 1, protocol: 'TCP', ip: '10.207.78.99', port: 80 },
+        { id: 2, protocol: 'ICMP', ip: '10.207.78.99', icmpType: 8 },
       ],
       c,
     );

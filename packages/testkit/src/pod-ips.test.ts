@@ -22,13 +22,13 @@ probes: []
     'ips.yaml',
   );
 
-test('10.0.A.B becomes 10.200.A.B, pod-CIDR addresses stay', () => {
-  const m = mapEndpointIPs(scenario('  - {name: a, ip: 10.0.4.10}\n  - {name: b, ip: 10.200.9.9}'));
+test("10.0.A.B becomes 10.207.A.B (the tests' pod CIDR), pod-CIDR addresses stay", () => {
+  const m = mapEndpointIPs(scenario('  - {name: a, ip: 10.0.4.10}\n  - {name: b, ip: 10.207.9.9}'));
   assert.deepEqual([...m.ips], [
-    ['default/a', '10.200.4.10'],
-    ['default/b', '10.200.9.9'],
+    ['default/a', '10.207.4.10'],
+    ['default/b', '10.207.9.9'],
   ]);
-  assert.deepEqual(m.scenario.endpoints.map((e) => e.ip), ['10.200.4.10', '10.200.9.9']);
+  assert.deepEqual(m.scenario.endpoints.map((e) => e.ip), ['10.207.4.10', '10.207.9.9']);
   assert.equal(m.original.get('default/a'), '10.0.4.10');
   // Outside peers keep their addresses.
   assert.equal(m.scenario.outside[0]!.ip, '198.51.100.20');
@@ -42,22 +42,22 @@ test('other addresses, missing ones, clashes and the router IP get free pod-CIDR
         '  - {name: none}',
         '  - {name: router, ip: 10.0.0.1}',
         '  - {name: first, ip: 10.0.1.1}',
-        '  - {name: clash, ip: 10.200.1.1}',
+        '  - {name: clash, ip: 10.207.1.1}',
       ].join('\n'),
     ),
   );
   assert.deepEqual([...m.ips].sort(), [
-    ['default/clash', '10.200.240.4'],
-    ['default/first', '10.200.1.1'],
-    ['default/none', '10.200.240.2'],
-    ['default/other-range', '10.200.240.1'],
-    ['default/router', '10.200.240.3'],
+    ['default/clash', '10.207.240.4'],
+    ['default/first', '10.207.1.1'],
+    ['default/none', '10.207.240.2'],
+    ['default/other-range', '10.207.240.1'],
+    ['default/router', '10.207.240.3'],
   ]);
 });
 
 test('prefix containment', () => {
-  assert.equal(POD_CIDR, '10.200.0.0/16');
-  assert.equal(ROUTER_IP, '10.200.0.1');
+  assert.equal(POD_CIDR, '10.207.0.0/16', "the tests' own, never the agent's default");
+  assert.equal(ROUTER_IP, '10.207.0.1');
   assert.equal(contains('10.200.0.0/16', '10.200.5.0/24'), true);
   assert.equal(contains('10.200.0.0/16', '10.200.5.7'), true);
   assert.equal(contains('10.200.0.0/16', '10.201.0.0/24'), false);

@@ -1,9 +1,10 @@
 /**
  * Scenario endpoints get IPs anywhere in 10.0.0.0/8 (the simulator sends
  * nothing); a live run needs them in the pod CIDR (design.md section 8).
- * Addresses already in 10.200.0.0/16 are kept, 10.0.A.B becomes 10.200.A.B,
- * anything else (another 10.x range, an endpoint without an IP, a clash) gets
- * a free address from 10.200.240.0 upwards. The rewritten scenario is what
+ * Addresses already in the tests' pod CIDR (POD_CIDR, 10.207.0.0/16) are
+ * kept, 10.0.A.B becomes 10.207.A.B, anything else (another 10.x range, an
+ * endpoint without an IP, a clash) gets a free address from 10.207.240.0
+ * upwards. The rewritten scenario is what
  * both the simulator and the live run use, so they judge the same world.
  */
 import { formatIP, hostPrefix, parsePrefix, prefixContains, type Prefix, type Scenario } from '@membrane/policy';
@@ -29,6 +30,7 @@ function toNumber(ip: string): number {
 
 export function mapEndpointIPs(s: Scenario, reserved: readonly string[] = [ROUTER_IP]): MappedScenario {
   const cidr = parsePrefix(POD_CIDR) as Prefix;
+  const net = `${cidr.bytes[0]}.${cidr.bytes[1]}`;
   const taken = new Set<string>([...reserved, formatIP(4, cidr.bytes), ...s.outside.map((o) => o.ip).filter((x): x is string => !!x)]);
   const ips = new Map<string, string>();
   const original = new Map<string, string | undefined>();
@@ -38,7 +40,7 @@ export function mapEndpointIPs(s: Scenario, reserved: readonly string[] = [ROUTE
     const host = hostPrefix(ip);
     if (host && prefixContains(cidr, host)) return ip;
     const m = /^10\.0\.(\d+)\.(\d+)$/.exec(ip);
-    return m ? `10.200.${m[1]}.${m[2]}` : undefined;
+    return m ? `${net}.${m[1]}.${m[2]}` : undefined;
   };
   // First the addresses that map directly, so an allocated one never takes theirs.
   for (const e of s.endpoints) {
@@ -50,8 +52,8 @@ export function mapEndpointIPs(s: Scenario, reserved: readonly string[] = [ROUTE
       ips.set(key, ip);
     }
   }
-  let next = toNumber('10.200.240.1');
-  const last = toNumber('10.200.255.254');
+  let next = toNumber(`${net}.240.1`);
+  const last = toNumber(`${net}.255.254`);
   for (const e of s.endpoints) {
     const key = `${e.namespace}/${e.name}`;
     if (ips.has(key)) continue;

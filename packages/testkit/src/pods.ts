@@ -8,10 +8,12 @@
  */
 import { PodNetwork as DatapathPodNetwork, defaultRouterIP, type Cleanup, type Pod, type PodNetworkNames } from '@membrane/datapath';
 
+import { POD_CIDR } from './safety.js';
+
 export type { Pod } from '@membrane/datapath';
 
-/** The router IP of the default pod CIDR (10.200.0.1). */
-export const ROUTER_IP = defaultRouterIP();
+/** The router IP of the tests' pod CIDR (10.207.0.1). */
+export const ROUTER_IP = defaultRouterIP(POD_CIDR);
 
 /** The names one run (one process) uses; leak checks look for them. */
 export interface RunNames extends PodNetworkNames {
@@ -35,12 +37,12 @@ export class PodNetwork {
   ) {}
 
   /**
-   * The router link (default pod CIDR), registered in `cleanup`. Refuses to
+   * The router link (the tests' pod CIDR), registered in `cleanup`. Refuses to
    * start when another link holds the router IP (another run or agent owns
    * the pod network).
    */
   static async create(cleanup: Cleanup, names: RunNames = runNames()): Promise<PodNetwork> {
-    return new PodNetwork(names, await DatapathPodNetwork.open({ names, cleanup }));
+    return new PodNetwork(names, await DatapathPodNetwork.open({ names, cleanup, cidr: POD_CIDR }));
   }
 
   get routerIf(): string {

@@ -3,8 +3,10 @@
  * implementation (@membrane/datapath safety-routes), under the names the
  * tests have always used.
  */
-import { DEFAULT_POD_CIDR } from '@membrane/datapath';
+export { TEST_RANGES, installSafetyRoutes, testHostRails, unreachableRoutes, type SafetyRoutes } from '@membrane/datapath';
 
-export { TEST_RANGES, installSafetyRoutes, unreachableRoutes, type SafetyRoutes } from '@membrane/datapath';
-
-export const POD_CIDR = DEFAULT_POD_CIDR;
+/**
+ * The pod CIDR of the tests' pod networks: one of their own, never the
+ * agent's default (10.200.0.0/16), so a test never meets a user's agent.
+ */
+export const POD_CIDR = '10.207.0.0/16';
