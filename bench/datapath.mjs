@@ -65,8 +65,8 @@ try {
   const rails = await installSafetyRoutes([POD_CIDR]);
   cleanup.add('safety routes', () => rails.remove());
   const net = await PodNetwork.create(cleanup, names);
-  const client = await net.addPod('bench/client', '10.200.7.1', cleanup);
-  const server = await net.addPod('bench/server', '10.200.7.2', cleanup);
+  const client = await net.addPod('bench/client', '10.207.7.1', cleanup);
+  const server = await net.addPod('bench/server', '10.207.7.2', cleanup);
   const srv = inPod(server, ['server', '5001']);
   cleanup.add('server', () => srv.kill('SIGKILL'));
   if ((await lines(srv)()) !== 'ready') throw new Error('server did not start');

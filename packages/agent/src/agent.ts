@@ -5,7 +5,7 @@
  * lives in its own module: apply/ (validate → plan → commit → enforce),
  * controllers/, pods/ (plumbing, containers, readiness), views/, api/.
  */
-import { MembraneError, type ExecTarget, type StatusResponse } from '@membrane/api';
+import type { StatusResponse } from '@membrane/api';
 import { Datapath, PodNetwork, installSafetyRoutes } from '@membrane/datapath';
 import { EndpointManager } from '@membrane/endpoint';
 import { IdentityAllocator, type IdentitySnapshot } from '@membrane/identity';
@@ -17,7 +17,7 @@ import { restorePolicies } from './apply/restore-policies.js';
 import type { AgentConfig } from './config.js';
 import { hostAddresses, prepareStateDir } from './host.js';
 import { Lifecycle } from './lifecycle.js';
-import { ContainerSupervisor, containerLogPath } from './pods/container-supervisor.js';
+import { ContainerSupervisor } from './pods/container-supervisor.js';
 import { PodManager } from './pods/pod-manager.js';
 import type { PodRuntime } from './pods/pod-runtime.js';
 import { PROBE_TICK_MS, ReadinessProber } from './pods/readiness.js';
@@ -25,9 +25,8 @@ import { restorePods } from './pods/restore.js';
 import { ProblemLog } from './problem-log.js';
 import { openSqliteStore, type Store } from './store/index.js';
 import { teardown } from './teardown.js';
-import { endpointList, identityList } from './views/endpoint-view.js';
-import { listObjects } from './views/object-view.js';
-import { VERSION, statusView } from './views/status-view.js';
+import { VERSION } from './views/status-view.js';
+import { agentApi } from './api/agent-api.js';
 import { WorkQueue } from './work-queue.js';
 import { defaultProcessRunner } from './workloads/container-process.js';
 import { runProbe } from './workloads/probe.js';
@@ -130,48 +129,21 @@ export class Agent {
   }
 
   private async startApi(): Promise<void> {
-    this.api = new ApiServer(
-      agentRoutes({
-        status: () => this.status(),
-        apply: (r) => this.applier.apply(r),
-        delete: (r) => this.applier.delete(r),
-        objects: (k, ns, n) => listObjects(this.store, this.pods, k, ns, n),
-        endpoints: () => endpointList(this.pods, this.endpoints, (i) => this.datapath.getEndpoint(i) !== undefined),
-        identities: () => identityList(this.endpoints),
-        execTarget: (ns, n) => this.execTarget(ns, n),
-        logsPath: (ns, n, c) => containerLogPath(`${this.config.stateDir}/logs`, ns, n, c ?? this.pod(ns, n).manifest.spec.containers[0]!.name),
-        shutdown: (t) => this.shutdownRequested?.(t),
-      }),
-      { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token },
-    );
+    const api = agentApi({
+      config: this.config,
+      store: this.store,
+      datapath: this.datapath,
+      pods: this.pods,
+      endpoints: this.endpoints,
+      applier: this.applier,
+      policies: this.policies,
+      problems: this.problems,
+      agent: () => ({ state: this.state, startedAt: this.startedAt, apiPort: this.api?.port ?? 0 }),
+      shutdown: (t) => this.shutdownRequested?.(t),
+    });
+    this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
     this.state = 'ready';
-  }
-
-  private pod(namespace: string, name: string): PodRuntime {
-    const rt = this.pods.get(namespace, name);
-    if (!rt) throw new MembraneError('MEMBRANE_E_NOT_FOUND', `pod ${namespace}/${name} not found`);
-    return rt;
-  }
-
-  private execTarget(namespace: string, name: string): ExecTarget {
-    const rt = this.pod(namespace, name);
-    return { namespace, pod: name, netns: rt.netns, ip: rt.state.ip, phase: rt.state.phase };
-  }
-
-  status(): StatusResponse {
-    const pods = this.pods?.list() ?? [];
-    return statusView({
-      agent: { pid: process.pid, stateDir: this.config.stateDir, version: VERSION, startedAt: this.startedAt, state: this.state },
-      api: { socket: this.config.socketPath, port: this.api?.port ?? 0 },
-      podCIDR: this.config.podCIDR,
-      pinRoot: this.config.pinRoot,
-      lostEvents: Number(this.datapath?.lostEvents() ?? 0n),
-      endpoints: { total: pods.length, ready: pods.filter((p) => p.state.ready).length },
-      policies: { total: this.policies.repo.list().length, revision: this.policies.repo.revision },
-      identities: this.endpoints?.identities.list().length ?? 0,
-      problems: this.problems.list(),
-    });
   }
 
   async start(): Promise<void> {

@@ -100,6 +100,25 @@ export function encodePolicyValue(w: Pick<PolicyMapWrite, 'deny' | 'l7' | 'proxy
   return policyValueCodec.encode({ deny: w.deny ? 1 : 0, l7: w.deny ? 0 : w.l7, proxy_port: w.proxyPort, cookie: w.cookie });
 }
 
+/**
+ * Open and load a BPF object. The verifier gives up with EAGAIN when a
+ * signal arrives while it works (a profiler's SIGPROF, a terminal's
+ * SIGWINCH): that is no verdict on the program, so the object is opened and
+ * loaded again, a few times (libbpf cannot load the same object twice).
+ */
+export function openAndLoad(nb: NativeBinding, path: string, open: Parameters<NativeBinding['openObject']>[1], load: Parameters<NativeBinding['loadObject']>[1]): BpfObjectHandle {
+  for (let attempt = 1; ; attempt++) {
+    const obj = nb.openObject(path, open);
+    try {
+      nb.loadObject(obj, load);
+      return obj;
+    } catch (e) {
+      nb.closeObject(obj);
+      if ((e as { code?: string }).code !== 'EAGAIN' || attempt >= 5) throw e;
+    }
+  }
+}
+
 export class Datapath {
   private ring?: RingBufferHandle;
   private pollTimer?: NodeJS.Timeout;
@@ -130,9 +149,8 @@ export class Datapath {
     const bpffs = pinRoot.split('/').slice(0, 4).join('/');
     nb.ensureBpffs(bpffs.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : bpffs);
     mkdirSync(pinRoot, { recursive: true });
-    const obj = nb.openObject(path, { pinRoot });
+    const obj = openAndLoad(nb, path, { pinRoot }, opts.maxEntries ? { maxEntries: opts.maxEntries } : {});
     try {
-      nb.loadObject(obj, opts.maxEntries ? { maxEntries: opts.maxEntries } : {});
       const progs = Object.fromEntries(nb.objectPrograms(obj).map((p) => [p.name, p.fd]));
       const maps = Object.fromEntries(nb.objectMaps(obj).map((m) => [m.name, m.fd]));
       const need = (name: string, table: Record<string, number>) => {

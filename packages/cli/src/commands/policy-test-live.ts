@@ -171,7 +171,15 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
         spec: {
           ...(e.serviceAccount ? { serviceAccountName: e.serviceAccount } : {}),
           restartPolicy: 'Never',
-          containers: [{ name: 'probe', command: [process.execPath, PROBE_SERVER, JSON.stringify(served)], readinessProbe: { tcpSocket: { port: ready }, periodSeconds: 1 } }],
+          containers: [
+            {
+              name: 'probe',
+              command: [process.execPath, PROBE_SERVER, JSON.stringify(served)],
+              readinessProbe: { tcpSocket: { port: ready }, periodSeconds: 1 },
+              // The scenario's named ports, as a pod's containers declare them.
+              ...(e.ports?.length ? { ports: e.ports.map((n) => ({ name: n.name, containerPort: n.port, protocol: n.proto === 17 ? 'UDP' : n.proto === 132 ? 'SCTP' : 'TCP' })) } : {}),
+            },
+          ],
         },
       });
     }),
