@@ -1,4 +1,5 @@
-// Every codec's size and offsets equal the C layout of bpf/lib/abi.h,
+// Every codec's size and offsets equal the C layout of bpf/lib/abi.h and
+// bpf/lib/abi_lb.h,
 // compiled here with the host C compiler (same ABI as the BPF target for
 // these fixed-width fields).
 import { strict as assert } from 'node:assert';
@@ -8,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ALL_CODECS, endpointCodec, eventCodec, ipv4ToNumber, numberToIPv4 } from './codecs.js';
+import { ALL_CODECS, endpointCodec, eventCodec, ipv4ToNumber, lb4BackendCodec, lb4KeyCodec, lb4RevNatKeyCodec, numberToIPv4 } from './codecs.js';
 
 const bpfDir = resolve(dirname(fileURLToPath(import.meta.url)), '../bpf');
 
-test('codec layouts match bpf/lib/abi.h', (t) => {
+test('codec layouts match bpf/lib/abi.h and bpf/lib/abi_lb.h', (t) => {
   const cc = spawnSync('cc', ['--version']);
   if (cc.status !== 0) {
     t.skip('SKIPPED: no C compiler (apt-get install build-essential)');
@@ -25,7 +26,7 @@ test('codec layouts match bpf/lib/abi.h', (t) => {
     lines.push(`printf("${c.name} size %zu\\n", sizeof(struct ${c.name}));`);
     for (const f of Object.keys(c.offsets)) lines.push(`printf("${c.name}.${f} %zu\\n", offsetof(struct ${c.name}, ${f}));`);
   }
-  writeFileSync(join(dir, 'abi.c'), `#include <stdio.h>\n#include <stddef.h>\n#include "lib/abi.h"\nint main(void) {\n${lines.join('\n')}\nreturn 0;\n}\n`);
+  writeFileSync(join(dir, 'abi.c'), `#include <stdio.h>\n#include <stddef.h>\n#include "lib/abi.h"\n#include "lib/abi_lb.h"\nint main(void) {\n${lines.join('\n')}\nreturn 0;\n}\n`);
   const build = spawnSync('cc', ['-I', bpfDir, '-o', join(dir, 'abi'), join(dir, 'abi.c')], { encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
   const out = spawnSync(join(dir, 'abi'), { encoding: 'utf8' }).stdout;
@@ -45,4 +46,14 @@ test('codecs round-trip and keep network order where abi.h says so', () => {
   assert.equal(e.drop_reason, 181);
   assert.equal(e.ts_ns, 5n);
   assert.equal(e.dport, 80);
+});
+
+test('socket load balancer keys: addresses and ports in network order, slots and ids in host order', () => {
+  const k = lb4KeyCodec.encode({ address: ipv4ToNumber('10.217.0.10'), dport: 80, backend_slot: 3, proto: 6, pad1: 0, pad2: 0 });
+  assert.deepEqual([...k], [10, 217, 0, 10, 0, 80, 3, 0, 6, 0, 0, 0]);
+  const b = lb4BackendCodec.encode({ address: ipv4ToNumber('10.213.0.2'), port: 8080, proto: 17, flags: 0 });
+  assert.deepEqual([...b], [10, 213, 0, 2, 0x1f, 0x90, 17, 0]);
+  const r = lb4RevNatKeyCodec.decode(lb4RevNatKeyCodec.encode({ cookie: 0x1122334455667788n, address: 1, port: 53, pad: 0 }));
+  assert.equal(r.cookie, 0x1122334455667788n);
+  assert.equal(r.port, 53);
 });

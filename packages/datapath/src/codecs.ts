@@ -1,7 +1,8 @@
 /**
- * One codec per struct of bpf/lib/abi.h: the single TypeScript definition of
- * each layout. Offsets follow C's natural alignment; codecs.test.ts compiles
- * abi.h and checks every size and offset against these.
+ * One codec per struct of bpf/lib/abi.h and bpf/lib/abi_lb.h: the single
+ * TypeScript definition of each layout. Offsets follow C's natural alignment;
+ * codecs.test.ts compiles both headers and checks every size and offset
+ * against these.
  */
 
 type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'be32';
@@ -218,6 +219,62 @@ export const configCodec = struct<Config>('mbr_config', [
   ['wakeup_bytes', 'u32'],
 ]);
 
+// ---- bpf/lib/abi_lb.h: the socket load balancer (bpf_sock.c) ----
+
+/** mbr_lb4_svc key: slot 0 is the frontend's master entry, slots 1..count name its backends. */
+export type LB4Key = { address: number; dport: number; backend_slot: number; proto: number; pad1: number; pad2: number };
+export const lb4KeyCodec = struct<LB4Key>('mbr_lb4_key', [
+  ['address', 'be32'],
+  ['dport', 'be16'],
+  ['backend_slot', 'u16'],
+  ['proto', 'u8'],
+  ['pad1', 'u8'],
+  ['pad2', 'u16'],
+]);
+
+/** mbr_lb4_svc value: the master holds count, service_id and flags; a slot its backend_id. */
+export type LB4Service = { backend_id: number; service_id: number; count: number; flags: number; pad: number };
+export const lb4ServiceCodec = struct<LB4Service>('mbr_lb4_service', [
+  ['backend_id', 'u32'],
+  ['service_id', 'u32'],
+  ['count', 'u16'],
+  ['flags', 'u8'],
+  ['pad', 'u8'],
+]);
+
+/** mbr_lb4_backend value (the key is the backend id, a host-order u32). */
+export type LB4Backend = { address: number; port: number; proto: number; flags: number };
+export const lb4BackendCodec = struct<LB4Backend>('mbr_lb4_backend', [
+  ['address', 'be32'],
+  ['port', 'be16'],
+  ['proto', 'u8'],
+  ['flags', 'u8'],
+]);
+
+/** mbr_lb4_rev_sk key: a socket (its cookie) and the backend it was sent to. */
+export type LB4RevNatKey = { cookie: bigint; address: number; port: number; pad: number };
+export const lb4RevNatKeyCodec = struct<LB4RevNatKey>('mbr_lb4_revnat_key', [
+  ['cookie', 'u64'],
+  ['address', 'be32'],
+  ['port', 'be16'],
+  ['pad', 'u16'],
+]);
+
+/** mbr_lb4_rev_sk value: the frontend that socket asked for. */
+export type LB4RevNatValue = { address: number; port: number; pad: number; service_id: number };
+export const lb4RevNatValueCodec = struct<LB4RevNatValue>('mbr_lb4_revnat_value', [
+  ['address', 'be32'],
+  ['port', 'be16'],
+  ['pad', 'u16'],
+  ['service_id', 'u32'],
+]);
+
+/** The most backends one frontend can have (MBR_LB_MAX_BACKENDS). */
+export const LB_MAX_BACKENDS = 1024;
+/** IP protocol numbers the frontends carry. */
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+
 export const ALL_CODECS: Codec<Record<string, number | bigint>>[] = [
   endpointCodec,
   ipcacheKeyCodec,
@@ -229,6 +286,11 @@ export const ALL_CODECS: Codec<Record<string, number | bigint>>[] = [
   eventCodec,
   metricsValueCodec,
   configCodec,
+  lb4KeyCodec,
+  lb4ServiceCodec,
+  lb4BackendCodec,
+  lb4RevNatKeyCodec,
+  lb4RevNatValueCodec,
 ] as unknown as Codec<Record<string, number | bigint>>[];
 
 /** Drop reasons (Cilium's numbers) the programs use. */
