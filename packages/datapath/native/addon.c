@@ -4,7 +4,8 @@
  * map-shape.c (each map fd's key and value sizes, asked once),
  * tc.c (clsact attach), ringbuf.c (ring buffer on the libuv loop),
  * test-run.c (BPF_PROG_TEST_RUN), sockopt.c (socket options Node lacks),
- * bpffs.c (the BPF filesystem). This file registers them and answers what
+ * bpffs.c (the BPF filesystem), cgroup.c (cgroup programs and the cgroup v2
+ * filesystem). This file registers them and answers what
  * the kernel and libbpf can do. */
 #include "common.h"
 
@@ -113,7 +114,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !mbr_init_object(env, exports) || !mbr_init_map(env, exports) ||
       !mbr_init_tc(env, exports) || !mbr_init_ringbuf(env, exports) ||
       !mbr_init_test_run(env, exports) || !mbr_init_sockopt(env, exports) ||
-      !mbr_init_bpffs(env, exports))
+      !mbr_init_bpffs(env, exports) || !mbr_init_cgroup(env, exports))
     return NULL;
   return exports;
 }

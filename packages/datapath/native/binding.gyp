@@ -9,6 +9,7 @@
       'sources': [
         'addon.c',
         'bpffs.c',
+        'cgroup.c',
         'common.c',
         'map.c',
         'map-shape.c',

@@ -29,6 +29,24 @@ export const DATAPATH_FEATURES: readonly KernelFeature[] = [
   { kind: 'map', type: 'ringbuf', what: 'BPF ring buffers (events)', since: '5.8' },
 ];
 
+/**
+ * What the socket load balancer (bpf_sock.c) needs besides: cgroup
+ * socket-address programs with every hook it uses (getpeername4 came last,
+ * in 5.8) and bpf_set_retval (5.18), which makes a frontend without
+ * backends refuse with ECONNREFUSED.
+ */
+export const SOCKET_LB_FEATURES: readonly KernelFeature[] = [
+  {
+    kind: 'prog',
+    type: 'cgroup_sock_addr',
+    what: 'cgroup socket-address BPF programs (connect4, sendmsg4, recvmsg4, getpeername4, with bpf_set_retval)',
+    since: '5.18',
+    config: 'CONFIG_CGROUP_BPF',
+  },
+  { kind: 'map', type: 'hash', what: 'BPF hash maps', since: '3.19' },
+  { kind: 'map', type: 'lru_hash', what: 'LRU BPF hash maps (reverse NAT of sockets)', since: '4.10' },
+];
+
 export function kernelFeatureMessage(f: KernelFeature): string {
   const config = ['CONFIG_BPF_SYSCALL=y', ...(f.config ? [f.config] : [])].join(', ');
   return `kernel lacks ${f.what}: needs Linux ${f.since} or newer built with ${config}; boot such a kernel`;
@@ -97,6 +115,18 @@ export function explainKernelError(e: NativeSystemError, ctx: KernelErrorContext
           e,
           'kernel lacks the clsact qdisc or the BPF classifier (CONFIG_NET_SCH_INGRESS, CONFIG_NET_CLS_BPF): run `modprobe sch_ingress cls_bpf`, or boot a kernel built with them',
         );
+      }
+      return undefined;
+    case 'cgroupAttach':
+      // A kernel without CONFIG_CGROUP_BPF has no cgroup attach types at all.
+      if (e.code === 'EINVAL' && ctx.binding && ctx.binding.progTypes['cgroup_sock_addr'] !== undefined) {
+        let supported = true;
+        try {
+          supported = ctx.binding.probeProgType(ctx.binding.progTypes['cgroup_sock_addr']!);
+        } catch {
+          return undefined;
+        }
+        if (!supported) return feature(e, kernelFeatureMessage(SOCKET_LB_FEATURES[0]!));
       }
       return undefined;
     case 'ensureBpffs':

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DatapathError, NOT_ROOT_MESSAGE } from './datapath-error.js';
-import { DATAPATH_FEATURES, kernelFeatureMessage, missingKernelFeatures, requireKernelFeatures } from './kernel-features.js';
-import { explainNativeError, loadNative, native, type NativeBinding } from './native.js';
+import { DATAPATH_FEATURES, SOCKET_LB_FEATURES, kernelFeatureMessage, missingKernelFeatures, requireKernelFeatures } from './kernel-features.js';
+import { BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_UDP4_SENDMSG, explainNativeError, loadNative, native, type NativeBinding } from './native.js';
 import { joinRecords, splitRecords } from './ringbuf-records.js';
 import { decodeSkBuff, encodeSkBuff } from './sk-buff.js';
 
@@ -154,10 +154,31 @@ test('the addon checks its arguments', () => {
   assert.throws(() => b.tcQuery(1, 'ingress', { handle: 0, priority: 1 }), { message: 'tcQuery needs options.handle and options.priority (the ones tcAttach returned)' });
   assert.throws(() => b.ringbufClose({} as never), { name: 'TypeError', message: 'expected a ring buffer handle' });
   assert.throws(() => b.closeObject({ kind: 'BPF object' } as never), { name: 'TypeError', message: 'expected a BPF object handle' });
+  assert.throws(() => b.cgroupAttach(3, 7 as unknown as string, 10), { name: 'TypeError', message: 'cgroupPath must be a string' });
+  assert.throws(() => b.cgroupQuery('/sys/fs/cgroup', -1), { name: 'RangeError', message: 'attachType must be an integer in [0, 4294967295], got -1' });
+  // Opening the cgroup needs no privilege: a missing one fails before bpf(2) is asked.
+  assert.throws(() => b.cgroupDetach(3, '/nonexistent/cgroup', 10), { message: 'detach: open cgroup /nonexistent/cgroup: ENOENT', code: 'ENOENT', syscall: 'open' });
+  assert.equal(b.isCgroup2('/nonexistent/cgroup'), false);
 });
 
-test('the addon names map and program types as libbpf does', () => {
+test('cgroupAttach\'s EINVAL is a missing kernel feature only when the kernel has no cgroup socket-address programs', () => {
+  const einval = systemError('EINVAL', 22, 'attach program sock4_connect (id 9) to cgroup /sys/fs/cgroup/unified at cgroup_inet4_connect (flags 0x2)');
+  const kernel = (has: boolean) => ({ progTypes: { cgroup_sock_addr: 18 }, probeProgType: () => has }) as unknown as NativeBinding;
+  const missing = explainNativeError(einval, { fn: 'cgroupAttach', binding: kernel(false), euid: 0 });
+  assert.ok(missing instanceof DatapathError);
+  assert.equal(missing.code, 'MEMBRANE_E_KERNEL_FEATURE');
+  assert.match(missing.message, /^kernel lacks cgroup socket-address BPF programs .*needs Linux 5\.18 or newer built with CONFIG_BPF_SYSCALL=y, CONFIG_CGROUP_BPF/);
+  assert.equal(explainNativeError(einval, { fn: 'cgroupAttach', binding: kernel(true), euid: 0 }), einval);
+  assert.deepEqual(SOCKET_LB_FEATURES.map((f) => f.type), ['cgroup_sock_addr', 'hash', 'lru_hash']);
+});
+
+test('the addon names map, program and attach types as libbpf does', () => {
   const b = native();
+  assert.equal(b.attachTypes.cgroup_inet4_connect, BPF_CGROUP_INET4_CONNECT);
+  assert.equal(b.attachTypes.cgroup_udp4_sendmsg, BPF_CGROUP_UDP4_SENDMSG);
+  assert.equal(b.attachTypes.cgroup_udp4_recvmsg, BPF_CGROUP_UDP4_RECVMSG);
+  assert.equal(b.attachTypes.cgroup_inet4_getpeername, BPF_CGROUP_INET4_GETPEERNAME);
+  assert.equal(b.progTypes.cgroup_sock_addr, 18);
   assert.match(b.libbpfVersion(), /^1\.\d+$/);
   assert.ok(b.numPossibleCpus() >= 1);
   assert.equal(b.mapTypes.hash, 1);

@@ -43,6 +43,19 @@ export const BPF_F_LOCK = 4;
 /** Map creation flags used by the datapath. */
 export const BPF_F_NO_PREALLOC = 1;
 
+/** cgroup attach flags (bpf_prog_attach). */
+export const BPF_F_ALLOW_OVERRIDE = 1;
+export const BPF_F_ALLOW_MULTI = 2;
+
+/**
+ * The cgroup attach types of the socket load balancer (enum bpf_attach_type;
+ * `attachTypes` has every one by libbpf's name).
+ */
+export const BPF_CGROUP_INET4_CONNECT = 10;
+export const BPF_CGROUP_UDP4_SENDMSG = 14;
+export const BPF_CGROUP_UDP4_RECVMSG = 19;
+export const BPF_CGROUP_INET4_GETPEERNAME = 29;
+
 /** tc verdicts a classifier returns. */
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
@@ -233,6 +246,8 @@ export interface NativeBinding {
   /** libbpf's names → numbers: mapTypes.lpm_trie === 11. */
   readonly mapTypes: Readonly<Record<string, number>>;
   readonly progTypes: Readonly<Record<string, number>>;
+  /** libbpf's names → numbers: attachTypes.cgroup_inet4_connect === 10. */
+  readonly attachTypes: Readonly<Record<string, number>>;
 
   openObject(path: string, options?: OpenObjectOptions): BpfObjectHandle;
   loadObject(object: BpfObjectHandle, options?: LoadObjectOptions): void;
@@ -281,6 +296,21 @@ export interface NativeBinding {
   setSoMark(fd: number, mark: number): void;
   getSoMark(fd: number): number;
   getOriginalDst(fd: number): OriginalDst;
+
+  /**
+   * Attaches a program to a cgroup v2 directory (flags default
+   * BPF_F_ALLOW_MULTI: after the programs already there, which stay). The
+   * attachment outlives the process; EINVAL when this program is attached there already.
+   */
+  cgroupAttach(progFd: number, cgroupPath: string, attachType: number, flags?: number): void;
+  /** Detaches exactly this program; false when it was not attached there. */
+  cgroupDetach(progFd: number, cgroupPath: string, attachType: number): boolean;
+  /** Ids of the programs attached to the cgroup itself, in the order they run (effective: with its ancestors'). */
+  cgroupQuery(cgroupPath: string, attachType: number, options?: { effective?: boolean }): number[];
+  /** Whether path is the root or a directory of a cgroup v2 filesystem (false when missing too). */
+  isCgroup2(path: string): boolean;
+  /** Mounts cgroup2 on path (created when missing) unless it is mounted there; mounted: this call mounted it. */
+  mountCgroup2(path: string): { path: string; mounted: boolean };
 
   isBpffs(path?: string): boolean;
   /** mounted: this call mounted it. */
