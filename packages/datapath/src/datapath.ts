@@ -13,6 +13,7 @@ import { splitRecords } from './ringbuf-records.js';
 import { MembraneError } from '@membrane/api';
 import { DatapathError, requireRoot } from './datapath-error.js';
 import { requireKernelFeatures } from './kernel-features.js';
+import { detachPinnedSockPrograms, sockProgramPins } from './sock-programs.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/membrane';
 export const LXC_OBJECT = fileURLToPath(new URL('../dist/bpf/bpf_lxc.o', import.meta.url));
@@ -187,9 +188,18 @@ export class Datapath {
     }
   }
 
-  /** Remove every pinned map (`membrane down`, test cleanup). Programs go with their tc filters. */
+  /**
+   * Remove every pinned map (`membrane down`, test cleanup). Programs go with
+   * their tc filters. The socket load balancer's programs, attached to the
+   * cgroup rather than to a link, are detached first: without their pins
+   * nobody could find them again (sock-programs.ts).
+   */
   static unpinAll(pinRoot: string = DEFAULT_PIN_ROOT): void {
     if (!existsSync(pinRoot)) return;
+    if (sockProgramPins(pinRoot).some((p) => existsSync(p))) {
+      const r = detachPinnedSockPrograms(native(), pinRoot);
+      if (r.errors.length > 0) throw new MembraneError('MEMBRANE_E_DATAPATH', `unpin ${pinRoot}: the socket load balancer's programs could not all be detached, so nothing is unpinned: ${r.errors.join('; ')}`);
+    }
     for (const name of readdirSync(pinRoot)) {
       if (!name.startsWith('mbr')) continue;
       rmSync(`${pinRoot}/${name}`, { force: true, recursive: true });
