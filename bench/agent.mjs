@@ -63,6 +63,7 @@ const env = {
   MEMBRANE_STATE_DIR: join(dir, 'state'),
   MEMBRANE_PIN_ROOT: `/sys/fs/bpf/mbr-bench-agent-${process.pid}`,
   MEMBRANE_POD_CIDR: CIDR,
+  MEMBRANE_SERVICE_CIDR: '10.223.0.0/24',
   MEMBRANE_NAME_PREFIX: PREFIX,
 };
 delete env.MEMBRANE_SOCKET;

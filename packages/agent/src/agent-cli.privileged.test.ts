@@ -11,7 +11,7 @@ import { CliAgent, requireRoot } from '@membrane/testkit';
 
 test('agent through the CLI: apply, enforce, exec, restart, down', { timeout: 300_000 }, async (t) => {
   if (!requireRoot(t, 'the agent loads BPF programs and makes network namespaces')) return;
-  const a = new CliAgent({ tag: 'cli', podCIDR: '10.201.0.0/16' });
+  const a = new CliAgent({ tag: 'cli', podCIDR: '10.201.0.0/16', serviceCIDR: '10.211.0.0/24' });
   t.after(() => a.cleanup());
   const { dir } = a;
   const run = (...args: string[]) => a.run(...args);

@@ -6,7 +6,7 @@
  * controllers/, pods/ (plumbing, containers, readiness), views/, api/.
  */
 import type { StatusResponse } from '@membrane/api';
-import { Datapath, PodNetwork, installSafetyRoutes } from '@membrane/datapath';
+import { Datapath, PodNetwork, ServiceDatapath, TestHosts, installSafetyRoutes } from '@membrane/datapath';
 import { EndpointManager } from '@membrane/endpoint';
 import { IdentityAllocator, type IdentitySnapshot } from '@membrane/identity';
 import { Repository } from '@membrane/policy';
@@ -15,7 +15,11 @@ import { ApiServer } from './api/http-api.js';
 import { Applier, SYSTEM_NAMESPACES } from './apply/applier.js';
 import { restorePolicies } from './apply/restore-policies.js';
 import type { AgentConfig } from './config.js';
-import { hostAddresses, prepareStateDir } from './host.js';
+import { dnsAddressOf, hostAddresses, prepareStateDir } from './host.js';
+import { DnsServer } from './dns/dns-server.js';
+import { netnsResolvConf } from './dns/netns-resolv-conf.js';
+import { KUBE_DNS, ServiceManager, dnsServerPod, kubeDnsService } from './services/service-manager.js';
+import type { AddressingSnapshot } from './services/service-addressing.js';
 import { Lifecycle } from './lifecycle.js';
 import { ContainerSupervisor } from './pods/container-supervisor.js';
 import { PodManager } from './pods/pod-manager.js';
@@ -41,6 +45,13 @@ export class Agent {
   private token = '';
   private store!: Store;
   private datapath!: Datapath;
+  private serviceDatapath!: ServiceDatapath;
+  private services!: ServiceManager;
+  private dns?: DnsServer;
+  private testHosts!: TestHosts;
+  /** The cluster DNS server's address (on the router link, in the pod CIDR). */
+  private readonly dnsIP: string;
+  private readonly readiness = new Map<string, boolean>();
   private podNet!: PodNetwork;
   private endpoints!: EndpointManager;
   private pods!: PodManager;
@@ -58,6 +69,7 @@ export class Agent {
     private readonly progress: (msg: string) => void = () => {},
   ) {
     this.problems = new ProblemLog(progress);
+    this.dnsIP = dnsAddressOf(config.podCIDR);
     this.queue = new WorkQueue((what, e) => this.problems.add(`${what}: ${e instanceof Error ? e.message : String(e)}`));
     const cell = (name: string, start: () => unknown, stop: () => unknown = () => {}) => this.lifecycle.append({ name, start: async () => void (await start()), stop: async () => void (await stop()) });
     cell('state directory', () => (this.token = prepareStateDir(config.stateDir)));
@@ -67,8 +79,11 @@ export class Agent {
       this.stopCtGc?.();
       this.datapath?.close();
     });
-    cell('pod network', async () => (this.podNet = await PodNetwork.open({ cidr: config.podCIDR, names: { linkPrefix: `${config.namePrefix}_`, netnsPrefix: `${config.namePrefix}_pod_` } })));
+    cell('service load balancer', () => (this.serviceDatapath = ServiceDatapath.open({ pinRoot: config.pinRoot })), () => this.serviceDatapath?.close());
+    cell('pod network', async () => (this.podNet = await PodNetwork.open({ cidr: config.podCIDR, names: { linkPrefix: `${config.namePrefix}_`, netnsPrefix: `${config.namePrefix}_pod_` }, hostAddresses: [this.dnsIP] })));
+    cell('test hosts', () => (this.testHosts = new TestHosts({ linkPrefix: `${config.namePrefix}_`, netnsPrefix: `${config.namePrefix}_host_` }, this.podNet.routerIP)), () => this.testHosts?.removeAll());
     cell('workloads', () => this.startWorkloads(), () => this.stopWorkloads());
+    cell('cluster DNS', () => this.startDns(), () => this.dns?.stop());
     cell('API', () => this.startApi(), () => this.api?.stop());
   }
 
@@ -77,6 +92,7 @@ export class Agent {
     for (const ns of SYSTEM_NAMESPACES) {
       if (!(await this.store.get({ kind: 'Namespace', namespace: '', name: ns }))) await this.store.put({ kind: 'Namespace', namespace: '', name: ns, body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } });
     }
+    if (!(await this.store.get({ kind: 'Service', ...KUBE_DNS }))) await this.store.put({ kind: 'Service', ...KUBE_DNS, body: kubeDnsService() });
     const { repo, problems } = await restorePolicies(this.store);
     this.policies.repo = repo;
     for (const p of problems) this.problems.add(p);
@@ -84,7 +100,7 @@ export class Agent {
 
   private async startRails(): Promise<void> {
     // Only the ranges the agent owns: test hosts' addresses get /32 rails from the runs that use them.
-    const rails = await installSafetyRoutes([this.config.podCIDR], { ownLinkPrefix: 'mbr' });
+    const rails = await installSafetyRoutes([this.config.podCIDR, this.config.serviceCIDR], { ownLinkPrefix: 'mbr' });
     for (const s of rails.skipped) this.progress(`safety route not installed for ${s.prefix}: ${s.reason}`);
   }
 
@@ -97,15 +113,33 @@ export class Agent {
     const snapshot = await this.store.getState<IdentitySnapshot>('identities');
     this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot) });
     this.supervisor = new ContainerSupervisor({ runner: defaultProcessRunner, queue: this.queue, logDir: `${this.config.stateDir}/logs`, changed: (rt) => this.podChanged(rt) });
-    this.pods = new PodManager({ net: this.podNet, datapath: this.datapath, supervisor: this.supervisor });
+    const snapshotOfServices = await this.store.getState<AddressingSnapshot>('services');
+    const etc = netnsResolvConf(() => this.services.addressing.dnsIP);
+    this.pods = new PodManager({ net: this.podNet, datapath: this.datapath, supervisor: this.supervisor, etc });
     this.pods.nextEpId = (await this.store.getState<number>('nextEndpointId')) ?? 1;
-    this.applier = new Applier({ store: this.store, queue: this.queue, policies: this.policies, pods: this.pods, supervisor: this.supervisor, endpoints: this.endpoints, hostAddresses, problem: (p) => this.problems.add(p) });
+    const dnsPod = dnsServerPod(this.dnsIP);
+    this.services = new ServiceManager({ store: this.store, pods: this.pods, datapath: this.serviceDatapath, dnsPod }, this.config.serviceCIDR, snapshotOfServices);
+    const virtualEndpoints = [{ name: 'kube-system/coredns', ipv4: this.dnsIP, namespace: dnsPod.namespace, podLabels: dnsPod.labels, namespaceLabels: {}, serviceAccount: 'coredns' }];
+    this.applier = new Applier({
+      store: this.store,
+      queue: this.queue,
+      policies: this.policies,
+      pods: this.pods,
+      supervisor: this.supervisor,
+      endpoints: this.endpoints,
+      services: this.services,
+      hostAddresses,
+      virtualEndpoints: () => virtualEndpoints,
+      problem: (p) => this.problems.add(p),
+    });
     await this.queue.run(async () => {
       const restored = await restorePods(this.store, this.pods, this.podNet, this.progress);
       for (const p of restored.problems) this.problems.add(p);
       await this.applier.regenerate();
       for (const rt of restored.recreated) await this.supervisor.startAll(rt);
       await this.supervisor.poll(this.pods.list());
+      await this.applier.assignClusterIPs();
+      for (const p of await this.services.sync()) this.problems.add(p);
     });
     const prober = new ReadinessProber(runProbe, this.queue, (rt) => this.supervisor.settle(rt));
     this.monitor = setInterval(() => {
@@ -122,10 +156,20 @@ export class Agent {
     this.endpoints?.close();
   }
 
-  /** Persist a pod's state after a change of its containers (only the pod in force under its name). */
+  /** Persist a pod's state after a change of its containers (only the pod in force under its name); a readiness change moves Service backends. */
   private async podChanged(rt: PodRuntime): Promise<void> {
     if (rt.stopping || this.pods.get(rt.state.namespace, rt.state.name) !== rt) return;
     await this.store.setState(`pod/${rt.state.namespace}/${rt.state.name}`, rt.state).catch((e: unknown) => this.problems.add(`save pod ${rt.state.namespace}/${rt.state.name}: ${e instanceof Error ? e.message : String(e)}`));
+    const key = `${rt.state.epId}`;
+    if (this.readiness.get(key) !== rt.state.ready && this.services) {
+      this.readiness.set(key, rt.state.ready);
+      for (const p of await this.services.sync()) this.problems.add(p);
+    }
+  }
+
+  private async startDns(): Promise<void> {
+    this.dns = new DnsServer({ address: this.dnsIP, view: () => this.services.view(), upstreams: this.config.dnsUpstreams.filter((u) => u.split(':')[0] !== this.services.addressing.dnsIP) });
+    await this.dns.start();
   }
 
   private async startApi(): Promise<void> {
@@ -137,9 +181,11 @@ export class Agent {
       endpoints: this.endpoints,
       applier: this.applier,
       policies: this.policies,
+      services: this.services,
       problems: this.problems,
       agent: () => ({ state: this.state, startedAt: this.startedAt, apiPort: this.api?.port ?? 0 }),
       shutdown: (t) => this.shutdownRequested?.(t),
+      testHosts: this.testHosts,
     });
     this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
@@ -160,7 +206,8 @@ export class Agent {
     this.state = 'stopping';
     if (removeEverything) {
       if (this.monitor) clearInterval(this.monitor);
-      const problems = await this.queue.run(() => teardown({ store: this.store, pods: this.pods, endpoints: this.endpoints, datapath: this.datapath, podNet: this.podNet, pinRoot: this.config.pinRoot, ownRails: [this.config.podCIDR] }));
+      await this.dns?.stop();
+      const problems = await this.queue.run(() => teardown({ store: this.store, pods: this.pods, endpoints: this.endpoints, datapath: this.datapath, serviceDatapath: this.serviceDatapath, podNet: this.podNet, pinRoot: this.config.pinRoot, ownRails: [this.config.podCIDR, this.config.serviceCIDR] }));
       for (const p of problems) this.progress(`down: ${p}`);
     }
     await this.lifecycle.stop(this.progress);

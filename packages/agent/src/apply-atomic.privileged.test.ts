@@ -43,12 +43,12 @@ spec: {containers: [{name: c, command: [sleep, infinity]}]}
 
 test('a file whose third pod cannot be created changes nothing; the error names the pod', { timeout: 240_000 }, async (t) => {
   if (!requireRoot(t, 'pods in network namespaces and BPF programs')) return;
-  // A /29 has 5 addresses for pods once the router has its own.
-  const a = new CliAgent({ tag: 'atom', podCIDR: '10.203.0.0/29' });
+  // A /29 has 5 addresses once the router has its own, 4 for pods beside the cluster DNS server's.
+  const a = new CliAgent({ tag: 'atom', podCIDR: '10.203.0.0/29', serviceCIDR: '10.213.0.0/24' });
   t.after(() => a.cleanup());
   a.up();
-  writeFileSync(join(a.dir, 'three.yaml'), [1, 2, 3].map((i) => client(`p${i}`, `app: p${i}`)).join('---\n'));
-  a.ok('apply', '-f', join(a.dir, 'three.yaml'));
+  writeFileSync(join(a.dir, 'two.yaml'), [1, 2].map((i) => client(`p${i}`, `app: p${i}`)).join('---\n'));
+  a.ok('apply', '-f', join(a.dir, 'two.yaml'));
   const before = { endpoints: a.ok('endpoint', 'list', '-o', 'json'), identities: a.ok('identity', 'list', '-o', 'json'), netns: a.netns().sort() };
 
   const file = [
@@ -69,7 +69,7 @@ spec:
   assert.match(r.stderr, /^membrane: pod default\/q3: no free address left in the pod CIDR 10\.203\.0\.0\/29 \(5 addresses, all in use\) \[MEMBRANE_E_IP_EXHAUSTED\]$/m);
   assert.equal(a.run('get', 'cnp', 'lockdown').status, 2, 'the policy of the file is not stored');
   const pods = JSON.parse(a.ok('get', 'pods', '-o', 'json')) as PodList;
-  assert.deepEqual(pods.items.map((p) => p.metadata.name), ['p1', 'p2', 'p3']);
+  assert.deepEqual(pods.items.map((p) => p.metadata.name), ['p1', 'p2']);
   assert.equal(a.ok('endpoint', 'list', '-o', 'json'), before.endpoints, 'the kernel enforces what it enforced before');
   assert.equal(a.ok('identity', 'list', '-o', 'json'), before.identities);
   assert.deepEqual(a.netns().sort(), before.netns, 'the pods plumbed for the file are gone again');
@@ -81,7 +81,7 @@ spec:
 
 test('regeneration refused for one endpoint keeps every endpoint on its policy; named ports; stable identities; exit codes; the TCP token', { timeout: 300_000 }, async (t) => {
   if (!requireRoot(t, 'pods in network namespaces and BPF programs')) return;
-  const a = new CliAgent({ tag: 'regen', podCIDR: '10.204.0.0/24', env: { MEMBRANE_POLICY_MAP_MAX: '48' } });
+  const a = new CliAgent({ tag: 'regen', podCIDR: '10.204.0.0/24', serviceCIDR: '10.214.0.0/24', env: { MEMBRANE_POLICY_MAP_MAX: '48' } });
   t.after(() => a.cleanup());
   a.up();
   const ports = `  containers:

@@ -1,4 +1,5 @@
 /** Agent configuration: flags, then environment, then defaults. */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface AgentConfig {
@@ -9,6 +10,10 @@ export interface AgentConfig {
   /** The console's API on 127.0.0.1 (0: pick a free port). */
   apiPort: number;
   podCIDR: string;
+  /** ClusterIPs come from here (its own unreachable rail, as the pod CIDR's). */
+  serviceCIDR: string;
+  /** Where names outside cluster.local go: `ip[:port]`, by default the host's /etc/resolv.conf nameservers. */
+  dnsUpstreams: string[];
   /** Where BPF maps are pinned. */
   pinRoot: string;
   /** Prefix of every kernel object name the agent creates (must start with mbr). */
@@ -28,8 +33,22 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     socketPath: flags.socketPath ?? env['MEMBRANE_SOCKET'] ?? join(stateDir, 'agent.sock'),
     apiPort: flags.apiPort ?? Number(env['MEMBRANE_API_PORT'] ?? 4244),
     podCIDR: flags.podCIDR ?? env['MEMBRANE_POD_CIDR'] ?? '10.200.0.0/16',
+    serviceCIDR: flags.serviceCIDR ?? env['MEMBRANE_SERVICE_CIDR'] ?? '10.96.0.0/16',
+    dnsUpstreams: flags.dnsUpstreams ?? (env['MEMBRANE_DNS_UPSTREAM'] ? env['MEMBRANE_DNS_UPSTREAM'].split(',') : hostResolvers()),
     pinRoot: flags.pinRoot ?? env['MEMBRANE_PIN_ROOT'] ?? '/sys/fs/bpf/membrane',
     namePrefix,
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
+}
+
+/** The IPv4 nameservers of the host's /etc/resolv.conf. */
+export function hostResolvers(path = '/etc/resolv.conf'): string[] {
+  try {
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/.exec(l)?.[1])
+      .filter((x): x is string => !!x);
+  } catch {
+    return [];
+  }
 }

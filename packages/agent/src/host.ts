@@ -22,3 +22,15 @@ export function prepareStateDir(stateDir: string): string {
   if (!existsSync(tokenFile)) writeFileSync(tokenFile, randomBytes(24).toString('hex') + '\n', { mode: 0o600 });
   return readFileSync(tokenFile, 'utf8').trim();
 }
+
+/**
+ * The address of the cluster DNS server (the agent's, on the router link):
+ * the last usable address of the pod CIDR, which the allocator then never
+ * gives to a pod.
+ */
+export function dnsAddressOf(podCIDR: string): string {
+  const [addr, bits] = podCIDR.split('/') as [string, string];
+  const n = addr.split('.').reduce((a, b) => a * 256 + Number(b), 0);
+  const last = n + 2 ** (32 - Number(bits)) - 2;
+  return [last >>> 24, (last >>> 16) & 255, (last >>> 8) & 255, last & 255].join('.');
+}

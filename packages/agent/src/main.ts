@@ -12,6 +12,8 @@ import { resolveConfig, type AgentConfig } from './config.js';
 const FLAGS = {
   'state-dir': { type: 'string' },
   'pod-cidr': { type: 'string' },
+  'service-cidr': { type: 'string' },
+  'dns-upstream': { type: 'string' },
   'api-port': { type: 'string' },
   'pin-root': { type: 'string' },
   socket: { type: 'string' },
@@ -34,6 +36,8 @@ export function parseAgentFlags(argv: readonly string[]): Partial<AgentConfig> {
   const out: Partial<AgentConfig> = {};
   if (values['state-dir'] !== undefined) out.stateDir = values['state-dir'];
   if (values['pod-cidr'] !== undefined) out.podCIDR = values['pod-cidr'];
+  if (values['service-cidr'] !== undefined) out.serviceCIDR = values['service-cidr'];
+  if (values['dns-upstream'] !== undefined) out.dnsUpstreams = values['dns-upstream'].split(',').filter(Boolean);
   if (values['pin-root'] !== undefined) out.pinRoot = values['pin-root'];
   if (values.socket !== undefined) out.socketPath = values.socket;
   const port = values['api-port'];

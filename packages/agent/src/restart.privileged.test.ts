@@ -234,7 +234,7 @@ test(
     const tag = (process.pid % 1296).toString(36);
     const prefix = `mbrr${tag}`; // links <prefix>_e<id>, netns <prefix>_pod_<id>
     const pinRoot = `/sys/fs/bpf/mbr-test-restart-${process.pid}`;
-    const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: pinRoot, MEMBRANE_POD_CIDR: CIDR, MEMBRANE_NAME_PREFIX: prefix };
+    const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: pinRoot, MEMBRANE_POD_CIDR: CIDR, MEMBRANE_SERVICE_CIDR: '10.212.0.0/24', MEMBRANE_NAME_PREFIX: prefix };
     const run = (...args: string[]) => spawnSync(membrane, args, { env, encoding: 'utf8', timeout: 120_000 });
     const ok = (...args: string[]) => {
       const r = run(...args);
@@ -253,7 +253,7 @@ test(
         .map((l) => l.split(': ')[1]?.split('@')[0] ?? '')
         .filter((n) => n.startsWith(`${prefix}_`));
       if (links.length) out.push(`links: ${links.join(', ')}`);
-      const routes = spawnSync('ip', ['route', 'show', 'table', 'main'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes('10.202.'));
+      const routes = spawnSync('ip', ['route', 'show', 'table', 'main'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes('10.202.') || l.includes('10.212.0.'));
       if (routes.length) out.push(`routes: ${routes.join('; ')}`);
       if (existsSync(pinRoot)) out.push(`pins: ${pinRoot} [${readdirSync(pinRoot).join(', ')}]`);
       const procs = workloadPids();

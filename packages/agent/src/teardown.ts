@@ -3,7 +3,7 @@
  * the agent removed (programs, pinned maps, the pod network, its own safety
  * routes). The objects stay in the store, so the next `up` brings them back.
  */
-import { Datapath, removeMembraneSafetyRoutes, type PodNetwork } from '@membrane/datapath';
+import { Datapath, ServiceDatapath, removeMembraneSafetyRoutes, type PodNetwork } from '@membrane/datapath';
 import type { EndpointManager } from '@membrane/endpoint';
 import type { PodManager } from './pods/pod-manager.js';
 import type { Store } from './store/index.js';
@@ -13,6 +13,7 @@ export interface TeardownDeps {
   pods: PodManager;
   endpoints: EndpointManager;
   datapath: Datapath;
+  serviceDatapath: ServiceDatapath;
   podNet: PodNetwork;
   pinRoot: string;
   /** The ranges this agent put rails on. */
@@ -26,6 +27,12 @@ export async function teardown(d: TeardownDeps): Promise<string[]> {
   await d.store.deleteState('identities');
   d.endpoints.close();
   d.datapath.close();
+  d.serviceDatapath.close();
+  try {
+    ServiceDatapath.teardown(d.pinRoot);
+  } catch (e) {
+    problems.push(`service load balancer: ${e instanceof Error ? e.message : String(e)}`);
+  }
   Datapath.unpinAll(d.pinRoot);
   await d.podNet.destroy().catch((e: unknown) => problems.push(e instanceof Error ? e.message : String(e)));
   await removeMembraneSafetyRoutes(d.ownRails).catch((e: unknown) => problems.push(e instanceof Error ? e.message : String(e)));

@@ -83,6 +83,7 @@ export interface StatusResponse {
   endpoints: { total: number; ready: number };
   policies: { total: number; revision: number };
   identities: { total: number };
+  services: { total: number; frontends: number; serviceCIDR: string; dns: string };
   observer: { flowsSeen: number; bufferSize: number; lostEvents: number };
   proxy: { state: string };
   /** What the agent could not do and wants a person to know: stored objects it skipped, cleanups that failed. */
@@ -97,4 +98,14 @@ export interface ExecTarget {
   netns: string;
   ip: string;
   phase: string;
+}
+
+/** One frontend of `membrane service list` (the `cilium service list` table). */
+export interface ServiceListEntry {
+  id: number;
+  /** `namespace/name` of the Service. */
+  service: string;
+  frontend: string;
+  type: 'ClusterIP';
+  backends: { address: string; pod: string; state: 'active' | 'not-ready' }[];
 }

@@ -292,6 +292,16 @@ export const serviceSchema: Schema<Service> = (value, path, problems) => {
       pr.add(join(p, 'ports'), 'every port needs a name when there are several');
       return undefined;
     }
+    const seen = new Set<string>();
+    r.ports!.forEach((x, i) => {
+      const k = `${x.port}/${x.protocol ?? 'TCP'}`;
+      if (seen.has(k)) pr.add(`${join(p, 'ports')}[${i}]`, `duplicate port ${k}`);
+      seen.add(k);
+    });
+    if (r.clusterIP === 'None') pr.add(join(p, 'clusterIP'), notYet('a headless Service (clusterIP: None)'));
+    else if (r.clusterIP !== undefined && r.clusterIP !== '' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(r.clusterIP)) pr.add(join(p, 'clusterIP'), `"${r.clusterIP}" is not an IPv4 address`);
+    if (!pr.ok) return undefined;
+    if (r.clusterIP === '') delete r.clusterIP;
     return r;
   };
   return topLevel<Service>('v1', 'Service', spec, true)(value, path, problems);

@@ -10,6 +10,7 @@ import * as policyValidate from './commands/policy-validate.js';
 import * as lc from './commands/lifecycle-cmds.js';
 import * as objs from './commands/objects-cmds.js';
 import * as ex from './commands/exec-cmds.js';
+import * as dm from './commands/demo-cmds.js';
 import { processIo, type Io } from './io.js';
 import { VERSION } from './version.js';
 
@@ -31,10 +32,12 @@ const COMMANDS: Record<string, Command> = {
   get: { help: objs.getHelp, run: objs.get },
   'endpoint list': { help: objs.endpointListHelp, run: objs.endpointList },
   'identity list': { help: 'Usage: membrane identity list [-o json]', run: objs.identityList },
+  'service list': { help: objs.serviceListHelp, run: objs.serviceList },
   wait: { help: objs.waitHelp, run: objs.wait },
   describe: { help: objs.describeHelp, run: objs.describeCmd },
   exec: { help: ex.execHelp, run: ex.exec },
   logs: { help: ex.logsHelp, run: ex.logs },
+  demo: { help: dm.demoHelp, run: dm.demo },
 };
 
 const HELP = `membrane ${VERSION} — Cilium and Hubble for one Linux machine
@@ -54,6 +57,7 @@ Workloads and policies (kubectl-style):
   describe KIND NAME [-n NS]               as 'kubectl describe'
   endpoint list [-o json]                  the 'cilium endpoint list' table
   identity list [-o json]
+  service list [-o json]                   the 'cilium service list' table
   exec POD [-n NS] -- CMD...               run a command in a pod's network namespace
   logs POD [-n NS] [-f]
   wait --for=condition=Ready pod/NAME
@@ -62,6 +66,9 @@ Policy tools (no agent, no root):
   policy simulate FILE [-o table|json]     verdict of every probe of a scenario
   policy test FILE|DIR... [-o table|json]  compare every probe with its expect
   policy validate FILE|DIR|-...            check policy manifests as apply would
+
+Demo:
+  demo starwars                            Cilium's Star Wars demo, ready to try
 
   version                                  print the version
 Run 'membrane COMMAND --help' for more.`;

@@ -110,6 +110,12 @@ export interface PodNetworkOptions {
   cleanup?: Cleanup;
   /** Addresses already given to pods (say, by the agent's store) besides those found in the kernel. */
   inUse?: Iterable<string>;
+  /**
+   * More /32 addresses of the pod CIDR on the router link, for services the
+   * host runs for the pods (the cluster DNS server): pods reach them as they
+   * reach the router, and the allocator never gives them to a pod.
+   */
+  hostAddresses?: readonly string[];
 }
 
 export class PodAdoptError extends MembraneError {
@@ -263,6 +269,11 @@ export class PodNetwork {
     }
 
     try {
+      for (const a of opts.hostAddresses ?? []) {
+        allocator.markInUse(a);
+        const held = await ipJson<AddrJson[]>(['addr', 'show', 'dev', routerIf, 'to', `${a}/32`], `look for ${a} on ${routerIf}`);
+        if (held.length === 0) await addrAdd(routerIf, `${a}/32`);
+      }
       for (const d of await net.discover()) {
         net.leftovers.add(d.id);
         if (d.ip && !allocator.unusableReason(d.ip)) allocator.markInUse(d.ip);

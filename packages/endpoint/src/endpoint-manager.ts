@@ -78,11 +78,26 @@ export interface EndpointSpec {
   namedPorts: readonly NamedPort[];
 }
 
+/**
+ * An endpoint without a pod network of its own (the agent's DNS server): an
+ * identity from its labels and an ipcache entry, so peers' policies select
+ * it as they would its pod, but no policy map (nothing here enforces its own).
+ */
+export interface VirtualEndpoint {
+  name: string;
+  ipv4: string;
+  namespace: string;
+  podLabels: Readonly<Record<string, string>>;
+  namespaceLabels: Readonly<Record<string, string>>;
+  serviceAccount: string;
+}
+
 export interface RegenerationInput {
   endpoints: readonly EndpointSpec[];
   rules: readonly Rule[];
-  /** The host's own addresses (identity host in the ipcache). */
+  /** The host's own addresses (identity host in the ipcache); a virtual endpoint's address is never one. */
   hostAddresses: readonly string[];
+  virtualEndpoints?: readonly VirtualEndpoint[];
 }
 
 export interface PlannedEndpoint {
@@ -156,16 +171,20 @@ export class EndpointManager {
     for (const e of input.endpoints) {
       labelsOf.set(e.epId, endpointIdentityLabels({ namespace: e.namespace, podLabels: e.podLabels, namespaceLabels: e.namespaceLabels, serviceAccount: e.serviceAccount }));
     }
+    const virtual = input.virtualEndpoints ?? [];
+    const virtualLabels = virtual.map((v) => endpointIdentityLabels({ namespace: v.namespace, podLabels: v.podLabels, namespaceLabels: v.namespaceLabels, serviceAccount: v.serviceAccount }));
     const cidrs = cidrPrefixes(input.rules);
-    const byLabels = identities.sync([...labelsOf.values(), ...cidrs.map((p) => cidrIdentityLabels(formatPrefix(p)))]);
+    const byLabels = identities.sync([...labelsOf.values(), ...virtualLabels, ...cidrs.map((p) => cidrIdentityLabels(formatPrefix(p)))]);
     const identityOf = (e: EndpointSpec) => byLabels.get(labelsOf.get(e.epId)!.toString())!;
 
     const ipcache = new IPCache();
     for (const p of cidrs) ipcache.upsert({ prefix: p, identity: byLabels.get(cidrIdentityLabels(formatPrefix(p)).toString())!.id, source: 'policy' });
+    const virtualIPs = new Set(virtual.map((v) => v.ipv4));
     for (const ip of input.hostAddresses) {
       const p = hostPrefix(ip);
-      if (p && p.family === 4) ipcache.upsert({ prefix: p, identity: ReservedIdentity.host, source: 'host' });
+      if (p && p.family === 4 && !virtualIPs.has(ip)) ipcache.upsert({ prefix: p, identity: ReservedIdentity.host, source: 'host' });
     }
+    virtual.forEach((v, i) => ipcache.upsert({ prefix: hostPrefix(v.ipv4)!, identity: byLabels.get(virtualLabels[i]!.toString())!.id, source: 'endpoint' }));
     for (const e of input.endpoints) ipcache.upsert({ prefix: hostPrefix(e.ipv4)!, identity: identityOf(e).id, endpointId: e.epId, source: 'endpoint' });
 
     const selection = { identities: identities.list() };

@@ -18,6 +18,8 @@ export interface CliAgentOptions {
   /** A short tag (letters and digits, at most 5): names are `mbr<tag>_...`. */
   tag: string;
   podCIDR: string;
+  /** A service CIDR of the test's own (never the default 10.96.0.0/16 a user's agent has). */
+  serviceCIDR: string;
   env?: Record<string, string>;
 }
 
@@ -37,7 +39,7 @@ export class CliAgent {
     this.stateDir = join(this.dir, 'state');
     this.prefix = `mbr${opts.tag}`;
     this.pinRoot = `/sys/fs/bpf/mbr-${opts.tag}-${process.pid}`;
-    this.env = { ...process.env, MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
+    this.env = { ...process.env, MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_SERVICE_CIDR: opts.serviceCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
   }
 
   run(...args: string[]): SpawnSyncReturns<string> {
@@ -71,7 +73,7 @@ export class CliAgent {
     return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       .stdout.split('\n')
       .map((l) => l.split(' ')[0]!)
-      .filter((n) => n.startsWith(`${this.prefix}_pod_`));
+      .filter((n) => n.startsWith(`${this.prefix}_`));
   }
 
   /** Remember the processes running in this agent's pods now (checked by `leaks`). */
@@ -94,10 +96,11 @@ export class CliAgent {
       const name = l.split(': ')[1]?.split('@')[0] ?? '';
       if (name.startsWith(`${this.prefix}_`)) out.push(`link ${name}`);
     }
-    const cidrBase = this.opts.podCIDR.split('.').slice(0, 2).join('.') + '.';
+    const bases = [this.opts.podCIDR, this.opts.serviceCIDR].map((c) => c.split('.').slice(0, 3).join('.') + '.');
     for (const l of spawnSync('ip', ['route', 'show', 'table', 'main'], { encoding: 'utf8' }).stdout.split('\n')) {
-      if (l.startsWith(cidrBase) || l.includes(` ${this.opts.podCIDR} `) || l.includes(`dev ${this.prefix}_`)) out.push(`route ${l.trim()}`);
+      if (bases.some((b) => l.startsWith(b)) || l.includes(`dev ${this.prefix}_`)) out.push(`route ${l.trim()}`);
     }
+    for (const l of spawnSync('ls', ['/etc/netns'], { encoding: 'utf8' }).stdout.split('\n')) if (l.startsWith(`${this.prefix}_`)) out.push(`/etc/netns/${l}`);
     if (existsSync(this.pinRoot) && readdirSync(this.pinRoot).length) out.push(`pins ${this.pinRoot}: ${readdirSync(this.pinRoot).join(', ')}`);
     for (const pid of [...this.workloads, ...this.agentPids]) {
       if (existsSync(`/proc/${pid}`) && !readStat(pid).startsWith('Z')) out.push(`process ${pid}`);

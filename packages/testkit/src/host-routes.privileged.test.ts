@@ -39,7 +39,7 @@ test('ip route get for addresses outside the pod CIDRs answers as before: agent 
   const before = routesNow(addrs);
   assert.ok(Object.values(before).every((v) => !v.startsWith('error')), JSON.stringify(before));
 
-  const a = new CliAgent({ tag: 'route', podCIDR: '10.205.0.0/24' });
+  const a = new CliAgent({ tag: 'route', podCIDR: '10.205.0.0/24', serviceCIDR: '10.215.0.0/24' });
   t.after(() => a.cleanup());
   a.up();
   writeFileSync(join(a.dir, 'pods.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, command: [sleep, infinity]}]}\n');

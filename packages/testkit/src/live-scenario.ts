@@ -6,22 +6,24 @@
  * real TCP, UDP or ICMP traffic. The live verdict sits next to the
  * simulator's for the caller to compare.
  *
+ * Outside peers get a test host each (@membrane/datapath TestHosts: a
+ * namespace at the peer's documentation address behind a /32 rail).
+ *
  * Not executed (reported as skipped, with the reason, never as passed):
- * HTTP and DNS probes (no L7 proxy yet), probes from or to outside peers or
- * the host (no test hosts yet), a pod probing itself, SCTP, and ICMP types
- * the kernel answers with nothing to observe.
+ * HTTP and DNS probes and peers known by FQDN (no L7 and DNS proxy yet),
+ * the host and the other reserved entities, addresses outside the
+ * documentation ranges, a pod probing itself, SCTP, and ICMP types the
+ * kernel answers with nothing to observe.
  */
-import { Cleanup, Datapath, DropReason, Direction, EventType, numberToIPv4, type DatapathEvent } from '@membrane/datapath';
+import { Cleanup, Datapath, DropReason, Direction, EventType, TestHosts, numberToIPv4, type DatapathEvent } from '@membrane/datapath';
 import { EndpointRealizer } from '@membrane/endpoint';
-import { ReservedIdentity, buildWorld, evaluateProbe, parseScenario, type ScenarioProbe, type World, type WorldPeer } from '@membrane/policy';
-import type { LiveOutcome, LiveProbe, ServerPorts } from '@membrane/cli/live';
+import { buildWorld, evaluateProbe, parseScenario, type Scenario, type ScenarioProbe, type World, type WorldPeer } from '@membrane/policy';
+import { SKIP_FQDN, outsideAddress, type LiveOutcome, type LiveProbe, type ServerPorts } from '@membrane/cli/live';
 import { mapEndpointIPs } from './pod-ips.js';
 import type { Pod, PodNetwork } from './pods.js';
 import { runProbeClient, startProbeServer } from './traffic.js';
 
 export const SKIP_L7 = 'L7 proxy not implemented yet';
-export const SKIP_OUTSIDE = 'outside peers are not probed live yet (no test hosts)';
-export const SKIP_HOST = 'the host is not probed live yet';
 export const SKIP_SELF = 'a pod probing itself never crosses its veth';
 export const SKIP_SCTP = 'SCTP is not probed live (Node has no SCTP sockets)';
 export const skipIcmpType = (t: number) => `ICMP type ${t} is not probed live: the kernel sends nothing back to observe (only types 8 and 13 are answered)`;
@@ -72,13 +74,15 @@ export function probeLabel(p: ScenarioProbe): string {
 }
 
 /** Why a probe cannot be made live yet, or undefined when it can. */
-export function skipReason(world: World, p: ScenarioProbe): string | undefined {
+export function skipReason(world: World, p: ScenarioProbe, s: Scenario): string | undefined {
   if (p.http || p.dns) return SKIP_L7;
   const from = findPeer(world, p.from);
   const to = findPeer(world, p.to);
   for (const peer of [from, to]) {
     if (peer.kind === 'endpoint') continue;
-    return peer.identity.id === ReservedIdentity.host ? SKIP_HOST : SKIP_OUTSIDE;
+    const a = outsideAddress(s, peer.name);
+    if ('skip' in a) return a.skip;
+    if (peer === to && s.outside.find((o) => o.name === peer.name)?.fqdns?.length) return SKIP_FQDN;
   }
   if (from === to) return SKIP_SELF;
   if (p.protocol === 'SCTP') return SKIP_SCTP;
@@ -116,7 +120,7 @@ export async function runScenarioLive(text: string, source: string, opts: LiveRu
   const plan = scenario.probes.map((probe) => ({
     probe,
     simulated: evaluateProbe(world, probe).result.verdict,
-    skip: skipReason(world, probe),
+    skip: skipReason(world, probe, scenario),
   }));
   const live = plan.filter((x) => !x.skip);
   const endpoints = [...world.peers.values()].filter((p) => p.kind === 'endpoint');
@@ -129,6 +133,20 @@ export async function runScenarioLive(text: string, source: string, opts: LiveRu
     const pods = new Map<string, Pod>();
     await settleAll(endpoints.map(async (e) => pods.set(e.name, await opts.network.addPod(e.name, e.ip!, c))));
     for (const pod of pods.values()) byIfindex.set(pod.ifindex, pod);
+    // A test host per outside peer a probe uses, each behind its /32 rail.
+    const hosts = new TestHosts({ linkPrefix: opts.network.names.linkPrefix, netnsPrefix: `${opts.network.names.netnsPrefix}host` }, opts.network.net.routerIP);
+    c.add('test hosts', () => hosts.removeAll());
+    const outsideIPs = new Map<string, string>();
+    for (const { probe } of live) {
+      for (const side of [probe.from, probe.to]) {
+        const peer = findPeer(world, side);
+        if (peer.kind !== 'outside' || outsideIPs.has(peer.name)) continue;
+        const ip = (outsideAddress(scenario, peer.name) as { ip: string }).ip;
+        outsideIPs.set(peer.name, ip);
+        const h = await hosts.add(ip, peer.name);
+        pods.set(peer.name, { id: `host-${peer.name}`, name: peer.name, netns: h.netns, hostIf: h.hostIf, ifindex: 0, ip, adopted: false });
+      }
+    }
 
     c.add(`pins under ${opts.pinRoot}`, () => Datapath.unpinAll(opts.pinRoot));
     const dp = Datapath.open({ pinRoot: opts.pinRoot });
@@ -173,7 +191,7 @@ export async function runScenarioLive(text: string, source: string, opts: LiveRu
       list.push({
         id: probe.index,
         protocol: probe.protocol as LiveProbe['protocol'],
-        ip: to.ip!,
+        ip: pods.get(to.name)!.ip,
         ...(probe.protocol === 'ICMP' ? { icmpType: probe.icmp?.type ?? 8 } : { port: probe.port! }),
         ...(probe.protocol === 'TCP' && opts.tcpBytes ? { bytes: opts.tcpBytes } : {}),
       });
@@ -190,8 +208,8 @@ export async function runScenarioLive(text: string, source: string, opts: LiveRu
     const label = probeLabel(probe);
     if (skip) return { probe, label, simulated, skipped: true, reason: skip };
     const o = outcomes.get(probe.index)!;
-    const from = findPeer(world, probe.from).ip!;
-    const to = findPeer(world, probe.to).ip!;
+    const from = findPeer(world, probe.from).ip ?? '';
+    const to = findPeer(world, probe.to).ip ?? '';
     const drops = dropsFor(events, from, to, probe, byIfindex);
     return { probe, label, simulated, live: o.verdict, reason: o.detail, ...(drops.length ? { drops } : {}), ms: o.ms };
   });

@@ -1,6 +1,6 @@
 /** The REST API's answers, from the agent's parts (views over them; changes go to the applier). */
 import { MembraneError, type StatusResponse } from '@membrane/api';
-import type { Datapath } from '@membrane/datapath';
+import type { Datapath, TestHosts } from '@membrane/datapath';
 import type { EndpointManager } from '@membrane/endpoint';
 import type { Repository } from '@membrane/policy';
 import type { Applier } from '../apply/applier.js';
@@ -9,6 +9,7 @@ import { containerLogPath } from '../pods/container-supervisor.js';
 import type { PodManager } from '../pods/pod-manager.js';
 import type { PodRuntime } from '../pods/pod-runtime.js';
 import type { ProblemLog } from '../problem-log.js';
+import type { ServiceManager } from '../services/service-manager.js';
 import type { StoreReader } from '../store/index.js';
 import { endpointList, identityList } from '../views/endpoint-view.js';
 import { listObjects } from '../views/object-view.js';
@@ -23,10 +24,12 @@ export interface AgentParts {
   endpoints: EndpointManager;
   applier: Applier;
   policies: { repo: Repository };
+  services: ServiceManager;
   problems: ProblemLog;
   /** The agent's own state, startedAt and API port (they change after start). */
   agent: () => { state: StatusResponse['agent']['state']; startedAt: string; apiPort: number };
   shutdown: (teardown: boolean) => void;
+  testHosts: TestHosts;
 }
 
 function podOf(pods: PodManager, namespace: string, name: string): PodRuntime {
@@ -50,19 +53,38 @@ export function agentApi(p: AgentParts): AgentApi {
         endpoints: { total: pods.length, ready: pods.filter((x) => x.state.ready).length },
         policies: { total: p.policies.repo.list().length, revision: p.policies.repo.revision },
         identities: p.endpoints.identities.list().length,
+        services: { total: new Set(p.services.list().map((f) => f.service)).size, frontends: p.services.list().length, serviceCIDR: p.config.serviceCIDR, dns: p.services.addressing.dnsIP },
         problems: p.problems.list(),
       });
     },
     apply: (r) => p.applier.apply(r),
     delete: (r) => p.applier.delete(r),
-    objects: (kind, ns, name) => listObjects(p.store, p.pods, kind, ns, name),
+    objects: (kind, ns, name) => listObjects(p.store, p.pods, kind, ns, name, p.services),
     endpoints: () => endpointList(p.pods, p.endpoints, (i) => p.datapath.getEndpoint(i) !== undefined),
     identities: () => identityList(p.endpoints),
+    services: () =>
+      p.services.list().map((f) => ({
+        id: f.id,
+        service: f.service,
+        frontend: `${f.ip}:${f.port}/${f.protocol}`,
+        type: 'ClusterIP' as const,
+        backends: f.backends.map((b) => ({ address: `${b.ip}:${b.port}/${f.protocol}`, pod: b.pod, state: b.state })),
+      })),
     execTarget: (namespace, name) => {
       const rt = podOf(p.pods, namespace, name);
       return { namespace, pod: name, netns: rt.netns, ip: rt.state.ip, phase: rt.state.phase };
     },
     logsPath: (ns, name, container) => containerLogPath(logDir, ns, name, container ?? podOf(p.pods, ns, name).manifest.spec.containers[0]!.name),
     shutdown: p.shutdown,
+    addTestHost: async (req) => {
+      if (typeof req?.ip !== 'string') throw new MembraneError('MEMBRANE_E_USAGE', 'a test host needs an ip');
+      const h = await p.testHosts.add(req.ip, typeof req.name === 'string' ? req.name : req.ip);
+      return { name: h.name, ip: h.ip, netns: h.netns };
+    },
+    removeTestHosts: async () => {
+      const n = p.testHosts.list().length;
+      await p.testHosts.removeAll();
+      return { removed: n };
+    },
   };
 }

@@ -1,6 +1,6 @@
 /** The agent's REST routes (packages/api/src/agent-api.ts has the shapes). */
 import { existsSync, openSync, closeSync, readSync, statSync } from 'node:fs';
-import type { ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, IdentityInfo, StatusResponse } from '@membrane/api';
+import type { ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
 import type { Route } from './http-api.js';
 
 /** What the routes serve. */
@@ -11,6 +11,10 @@ export interface AgentApi {
   objects(kind: string, namespace: string | undefined, name: string | undefined): Promise<unknown[]>;
   endpoints(): EndpointInfo[];
   identities(): IdentityInfo[];
+  services(): ServiceListEntry[];
+  /** Outside test hosts for live runs (`policy test --live`): made, and all taken down. */
+  addTestHost(req: { name: string; ip: string }): Promise<{ name: string; ip: string; netns: string }>;
+  removeTestHosts(): Promise<{ removed: number }>;
   execTarget(namespace: string, name: string): ExecTarget;
   logsPath(namespace: string, name: string, container?: string): string;
   shutdown(teardown: boolean): void;
@@ -44,6 +48,9 @@ export function agentRoutes(a: AgentApi): Route[] {
     { method: 'GET', path: '/v1/objects/:kind', handler: (r) => a.objects(r.params['kind']!, r.query.get('namespace') ?? undefined, r.query.get('name') ?? undefined) },
     { method: 'GET', path: '/v1/endpoints', handler: () => a.endpoints() },
     { method: 'GET', path: '/v1/identities', handler: () => a.identities() },
+    { method: 'GET', path: '/v1/services', handler: () => a.services() },
+    { method: 'POST', path: '/v1/testhosts', handler: (r) => a.addTestHost(r.body as { name: string; ip: string }) },
+    { method: 'DELETE', path: '/v1/testhosts', handler: () => a.removeTestHosts() },
     { method: 'GET', path: '/v1/pods/:namespace/:name/exec', handler: (r) => a.execTarget(r.params['namespace']!, r.params['name']!) },
     {
       method: 'GET',

@@ -139,10 +139,11 @@ describe('Applier', () => {
     assert.equal((await r.store.list('Pod')).length, 2, 'its pods are stored objects');
     await r.applier.apply(docs(deploy(3)));
     assert.equal(owned().length, 3);
-    const victim = owned()[0]!;
-    await r.applier.delete({ refs: [{ kind: 'Pod', name: victim }] });
+    const [victim, ...others] = owned();
+    await r.applier.delete({ refs: [{ kind: 'Pod', name: victim! }] });
     assert.equal(owned().length, 3);
-    assert.ok(!owned().includes(victim));
+    assert.ok(!owned().includes(victim!));
+    for (const o of others) assert.ok(owned().includes(o), `${o} is kept: only the deleted pod is replaced`);
     await rejects(r.applier.apply(docs(pod(owned()[0]!))), 'MEMBRANE_E_CONFLICT', /belongs to Deployment default\/deathstar/);
     await r.applier.delete({ refs: [{ kind: 'Deployment', name: 'deathstar' }] });
     assert.equal(owned().length, 0);
@@ -157,7 +158,7 @@ describe('Applier', () => {
       await r.applier.apply(docs(cidr));
     }
     const ids = r.endpoints.identities.list().filter((i) => i.id >= 256);
-    assert.equal(ids.length, 2, 'one endpoint identity, one CIDR identity');
+    assert.equal(ids.length, 3, "one endpoint identity, the DNS server's, one CIDR identity");
     assert.ok(ids.every((i) => r.endpoints.identities.refs(i.id) === 1));
   });
 });

@@ -22,6 +22,7 @@
 import {
   MembraneError,
   combineErrors,
+  type Service,
   type ApplyAction,
   type ApplyRequest,
   type ApplyResponse,
@@ -32,7 +33,7 @@ import {
   type ObjectRef,
   type Pod,
 } from '@membrane/api';
-import type { EndpointManager, RegenerationPlan } from '@membrane/endpoint';
+import type { EndpointManager, RegenerationPlan, VirtualEndpoint } from '@membrane/endpoint';
 import { canonicalJSON, type Repository } from '@membrane/policy';
 import { deploymentOwner, ownerOf, reconcileDeployment } from '../controllers/deployment-controller.js';
 import { endpointSpec } from '../pods/endpoint-specs.js';
@@ -40,6 +41,7 @@ import type { ContainerSupervisor } from '../pods/container-supervisor.js';
 import type { PodManager } from '../pods/pod-manager.js';
 import type { PodRuntime } from '../pods/pod-runtime.js';
 import type { Store, StoredObject } from '../store/index.js';
+import type { ServiceManager } from '../services/service-manager.js';
 import type { WorkQueue } from '../work-queue.js';
 import { emptyPlan, isDeployment, isPod, type ChangePlan } from './change-plan.js';
 import { CLUSTER_SCOPED, describeObject, objectKeyOf, parseDocuments, type ParsedDocument } from './validate.js';
@@ -55,7 +57,11 @@ export interface ApplierDeps {
   pods: PodManager;
   supervisor: ContainerSupervisor;
   endpoints: EndpointManager;
+  services: ServiceManager;
+  /** The host's own addresses (identity host). */
   hostAddresses: () => readonly string[];
+  /** Endpoints without a pod network of their own (the DNS server): an identity and an address, no policy map. */
+  virtualEndpoints: () => readonly VirtualEndpoint[];
   /** Problems the agent reports in `status` (a regeneration that failed after a change, say). */
   problem: (what: string) => void;
 }
@@ -83,6 +89,25 @@ export class Applier {
     await this.d.store.setState('identities', this.d.endpoints.identities.snapshot());
   }
 
+  /** Give stored Services that have none a ClusterIP (the kube-dns Service on first start). Call on the queue. */
+  async assignClusterIPs(): Promise<void> {
+    const next = this.d.services.addressing.clone();
+    let changed = false;
+    for (const o of await this.d.store.list<Service>('Service')) {
+      const key = `${o.namespace}/${o.name}`;
+      if (next.get(key)) continue;
+      try {
+        next.assign(key, o.body, `stored Service ${key}`);
+        changed = true;
+      } catch (e) {
+        this.d.problem(`stored Service ${key} has no ClusterIP: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (!changed) return;
+    await this.d.store.setState('services', next.snapshot());
+    this.d.services.addressing = next;
+  }
+
   // ---- apply ---------------------------------------------------------------------------
 
   private async applyNow(req: ApplyRequest): Promise<ApplyResponse> {
@@ -103,6 +128,10 @@ export class Applier {
         if (!same) plan.writes.push({ kind: doc.kind, namespace: doc.namespace, name: doc.name, body: doc.manifest, ...(previous ? { previous } : {}) });
         if (doc.policy && !same) changedPolicies.push(doc.policy);
         if (doc.kind === 'Namespace' && !same) namespaces.set(doc.name, (doc.manifest as Namespace).metadata.labels ?? {});
+        if (doc.kind === 'Service' && (!same || !this.d.services.addressing.get(`${doc.namespace}/${doc.name}`))) {
+          plan.addressing ??= this.d.services.addressing.clone();
+          plan.addressing.assign(`${doc.namespace}/${doc.name}`, doc.manifest as Service, `${doc.where} (${describeObject(doc.kind, doc.namespace, doc.name)})`);
+        }
         if (isPod(doc.manifest)) {
           const rt = this.d.pods.get(doc.namespace, doc.name);
           if (!same || !rt || cannotRun(rt)) {
@@ -177,7 +206,7 @@ export class Applier {
   }
 
   private regenerationInput(pods: readonly PodRuntime[], repo: Repository, namespaces: ReadonlyMap<string, Record<string, string>>) {
-    return { endpoints: pods.map((rt) => endpointSpec(rt, namespaces)), rules: repo.rules(), hostAddresses: [...this.d.hostAddresses(), ...this.routerAddresses()] };
+    return { endpoints: pods.map((rt) => endpointSpec(rt, namespaces)), rules: repo.rules(), hostAddresses: [...this.d.hostAddresses(), ...this.routerAddresses()], virtualEndpoints: this.d.virtualEndpoints() };
   }
 
   private routerAddresses(): string[] {
@@ -204,6 +233,7 @@ export class Applier {
         }
         for (const rt of plan.created) await tx.setState(`pod/${rt.state.namespace}/${rt.state.name}`, rt.state);
         await tx.setState('nextEndpointId', this.d.pods.nextEpId);
+        if (plan.addressing) await tx.setState('services', plan.addressing.snapshot());
         if (regen.identities) await tx.setState('identities', regen.identities.snapshot());
       });
     } catch (e) {
@@ -224,6 +254,7 @@ export class Applier {
       throw new MembraneError(e instanceof MembraneError ? e.code : 'MEMBRANE_E_DATAPATH', `the kernel refused the change (nothing changed): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     this.d.policies.repo = plan.repo;
+    if (plan.addressing) this.d.services.addressing = plan.addressing;
     for (const rt of plan.created) this.d.pods.activate(rt);
     for (const rt of plan.retired) this.d.pods.retire(rt);
   }
@@ -239,16 +270,17 @@ export class Applier {
         for (const rt of plan.created) await tx.deleteState(`pod/${rt.state.namespace}/${rt.state.name}`);
         for (const rt of plan.retired) await tx.setState(`pod/${rt.state.namespace}/${rt.state.name}`, rt.state);
         await tx.setState('identities', this.d.endpoints.identities.snapshot());
+        await tx.setState('services', this.d.services.addressing.snapshot());
       });
     } catch (e) {
       this.d.problem(`restoring the store after a refused change failed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
-  /** Runtime: start the new pods, take the retired ones down, regenerate without them. */
+  /** Runtime: start the new pods, bring the Services to them, take the retired ones down, regenerate without them. */
   private async afterEnforce(plan: ChangePlan): Promise<string[]> {
     for (const rt of plan.created) await this.d.supervisor.startAll(rt);
-    const problems: string[] = [];
+    const problems: string[] = [...(await this.d.services.sync())];
     for (const rt of plan.retired) problems.push(...(await this.d.pods.destroy(rt)));
     if (plan.retired.length) {
       try {
@@ -302,6 +334,11 @@ export class Applier {
       for (const o of gone.values()) {
         plan.writes.push({ kind: o.kind, namespace: o.namespace, name: o.name, previous: o });
         if (POLICY_KINDS.has(o.kind)) policyRefs.push({ kind: o.kind, ...(o.namespace ? { namespace: o.namespace } : {}), name: o.name });
+        if (o.kind === 'Service') {
+          if (o.namespace === 'kube-system' && o.name === 'kube-dns') throw new MembraneError('MEMBRANE_E_CONFLICT', 'Service kube-system/kube-dns cannot be deleted (it is the cluster DNS)');
+          plan.addressing ??= this.d.services.addressing.clone();
+          plan.addressing.release(`${o.namespace}/${o.name}`);
+        }
         if (o.kind === 'Pod') {
           const rt = this.d.pods.get(o.namespace, o.name);
           if (rt) plan.retired.push(rt);

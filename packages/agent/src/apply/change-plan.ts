@@ -11,6 +11,7 @@ import type { RegenerationPlan } from '@membrane/endpoint';
 import type { Repository } from '@membrane/policy';
 import type { StoredObject } from '../store/index.js';
 import type { PodRuntime } from '../pods/pod-runtime.js';
+import type { ServiceAddressing } from '../services/service-addressing.js';
 
 export interface StoreWrite {
   kind: string;
@@ -33,6 +34,8 @@ export interface ChangePlan {
   /** Pods that leave (deleted, replaced by one in `created`, or removed by their Deployment). */
   retired: PodRuntime[];
   regeneration?: RegenerationPlan;
+  /** ClusterIPs once the change is in force (set when the change touches a Service). */
+  addressing?: ServiceAddressing;
 }
 
 export function emptyPlan(repo: Repository, namespaceLabels: Map<string, Record<string, string>>): ChangePlan {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import type { Deployment } from '@membrane/api';
+import { canonicalJSON } from '@membrane/policy';
 import { reconcileDeployment } from './deployment-controller.js';
 
 const d = (replicas: number, label = 'a'): Deployment => ({
@@ -13,7 +14,7 @@ const d = (replicas: number, label = 'a'): Deployment => ({
 test('reconcileDeployment: makes the missing pods, drops the surplus, replaces outdated and failed ones', () => {
   let n = 0;
   const names = () => `x${n++}`.padEnd(5, '0');
-  const t = JSON.stringify(d(1).spec.template);
+  const t = canonicalJSON(d(1).spec.template);
   const fresh = reconcileDeployment(d(2), [], () => false, names);
   assert.deepEqual(fresh.create.map((p) => p.metadata.name), ['web-x0000', 'web-x1000']);
   assert.equal(fresh.create[0]!.metadata.namespace, 'prod');
@@ -30,4 +31,8 @@ test('reconcileDeployment: makes the missing pods, drops the surplus, replaces o
   assert.equal(failed.create.length, 1);
   const taken = reconcileDeployment(d(1), [], (name) => name === 'web-x6000', () => (n++ === 6 ? 'x6000' : 'x7000'));
   assert.deepEqual(taken.create.map((p) => p.metadata.name), ['web-x7000'], 'a name in use is not given again');
+  // The same template with its keys in another order (as the store gives it back) is the same template.
+  const reordered = d(2);
+  reordered.spec.template = JSON.parse(JSON.stringify({ spec: reordered.spec.template.spec, metadata: reordered.spec.template.metadata }));
+  assert.deepEqual(reconcileDeployment(reordered, three.slice(0, 2)).remove, []);
 });

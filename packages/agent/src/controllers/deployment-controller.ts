@@ -7,10 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Deployment, Pod } from '@membrane/api';
+import { canonicalJSON } from '@membrane/policy';
 
 export interface OwnedPod {
   name: string;
-  /** The template it was made from (canonical JSON); undefined for pods adopted without one. */
+  /** The template it was made from (canonicalJSON); undefined for pods adopted without one. */
   template?: string;
   /** Its containers could not start (it is retried: replaced by a fresh pod). */
   cannotRun: boolean;
@@ -42,7 +43,8 @@ function suffix(): string {
 export function reconcileDeployment(d: Deployment, owned: readonly OwnedPod[], taken: (name: string) => boolean = () => false, makeSuffix: () => string = suffix): DeploymentPlan {
   const ns = d.metadata.namespace ?? 'default';
   const owner = deploymentOwner(ns, d.metadata.name);
-  const template = JSON.stringify(d.spec.template);
+  // Key order is not meaning: the store gives bodies back with sorted keys.
+  const template = canonicalJSON(d.spec.template);
   const remove: string[] = [];
   const keep: OwnedPod[] = [];
   for (const p of owned) {

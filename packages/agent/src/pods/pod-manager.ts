@@ -21,11 +21,14 @@ import type { AgentDatapath, PodNet } from '../ports.js';
 import type { ContainerSupervisor } from './container-supervisor.js';
 import { newRuntime, runtimeKey, type PodRuntime } from './pod-runtime.js';
 import type { PodState } from './pod-state.js';
+import type { PodEtcFiles } from '../dns/netns-resolv-conf.js';
 
 export interface PodManagerDeps {
   net: PodNet;
   datapath: Pick<AgentDatapath, 'attach' | 'detach'>;
   supervisor: ContainerSupervisor;
+  /** The pod's own /etc files (resolv.conf), written before its processes start. */
+  etc?: PodEtcFiles;
 }
 
 export class PodManager {
@@ -65,6 +68,12 @@ export class PodManager {
       const code = e instanceof MembraneError ? e.code : 'MEMBRANE_E_POD_NETWORK';
       throw new MembraneError(code, `pod ${ns}/${pod.metadata.name}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
+    try {
+      this.deps.etc?.write(p.netns, ns);
+    } catch (e) {
+      await this.deps.net.removePod(p.id).catch(() => undefined);
+      throw new MembraneError('MEMBRANE_E_POD_NETWORK', `pod ${ns}/${pod.metadata.name}: write its resolv.conf: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
     const state: PodState = {
       namespace: ns,
       name: pod.metadata.name,
@@ -83,6 +92,7 @@ export class PodManager {
 
   /** Undo `prepare` (the apply it belonged to failed). */
   async discard(rt: PodRuntime): Promise<void> {
+    this.deps.etc?.remove(rt.netns);
     await this.deps.net.removePod(rt.state.podId);
   }
 
@@ -125,6 +135,8 @@ export class PodManager {
     const rt = newRuntime(s, pod, { netns: p.netns, hostIf: p.hostIf, ifindex: p.ifindex });
     this.active.set(runtimeKey(rt), rt);
     this.deps.datapath.attach(p.ifindex, p.hostIf);
+    // Written again: the cluster resolver's address may have changed (a new service CIDR).
+    this.deps.etc?.write(p.netns, s.namespace);
     if (s.epId >= this.nextEpId) this.nextEpId = s.epId + 1;
     return rt;
   }
@@ -142,6 +154,7 @@ export class PodManager {
     } catch (e) {
       problems.push(`pod ${name}: detach the programs from ${rt.hostIf}: ${e instanceof Error ? e.message : String(e)}`);
     }
+    this.deps.etc?.remove(rt.netns);
     try {
       await this.deps.net.removePod(rt.state.podId);
     } catch (e) {

@@ -17,6 +17,18 @@ import type { PodNet, ProcessRunner } from '../ports.js';
 import { createMemoryStore, type Store } from '../store/index.js';
 import type { ProcessRef, StartSpec, Started } from '../workloads/container-process.js';
 import { WorkQueue } from '../work-queue.js';
+import { ServiceManager, dnsServerPod, type LbService, type ServiceDatapathPort } from '../services/service-manager.js';
+
+/** The socket load balancer as a map of frontends. */
+export class FakeServiceDatapath implements ServiceDatapathPort {
+  readonly services = new Map<string, LbService>();
+  upsertService(svc: LbService): void {
+    this.services.set(`${svc.frontend.ip}:${svc.frontend.port}/${svc.frontend.protocol}`, structuredClone(svc));
+  }
+  deleteService(f: LbService['frontend']): void {
+    this.services.delete(`${f.ip}:${f.port}/${f.protocol}`);
+  }
+}
 
 export class FakePodNet implements PodNet {
   readonly routerIP = '10.9.0.1';
@@ -96,6 +108,8 @@ export interface Rig {
   endpoints: EndpointManager;
   supervisor: ContainerSupervisor;
   applier: Applier;
+  services: ServiceManager;
+  lb: FakeServiceDatapath;
   problems: string[];
 }
 
@@ -110,8 +124,12 @@ export async function rig(): Promise<Rig> {
   const supervisor = new ContainerSupervisor({ runner, queue, logDir: '/nonexistent', changed: async () => {} });
   const pods = new PodManager({ net, datapath: dp, supervisor });
   const endpoints = new EndpointManager(dp);
-  const applier = new Applier({ store, queue, policies: { repo: new Repository() }, pods, supervisor, endpoints, hostAddresses: () => ['192.0.2.2'], problem: (p) => problems.push(p) });
-  return { store, dp, net, runner, queue, pods, endpoints, supervisor, applier, problems };
+  const lb = new FakeServiceDatapath();
+  const dnsPod = dnsServerPod('10.9.0.254');
+  const services = new ServiceManager({ store, pods, datapath: lb, dnsPod }, '10.96.0.0/24');
+  const virtual = [{ name: 'kube-system/coredns', ipv4: dnsPod.ip, namespace: 'kube-system', podLabels: dnsPod.labels, namespaceLabels: {}, serviceAccount: 'coredns' }];
+  const applier = new Applier({ store, queue, policies: { repo: new Repository() }, pods, supervisor, endpoints, services, hostAddresses: () => ['192.0.2.2'], virtualEndpoints: () => virtual, problem: (p) => problems.push(p) });
+  return { store, dp, net, runner, queue, pods, endpoints, supervisor, applier, services, lb, problems };
 }
 
 /** An apply request from manifests (objects, as YAML would give them). */

@@ -14,6 +14,7 @@ export interface StatusInputs {
   endpoints: { total: number; ready: number };
   policies: { total: number; revision: number };
   identities: number;
+  services: StatusResponse['services'];
   problems: readonly string[];
 }
 
@@ -31,6 +32,7 @@ export function statusView(s: StatusInputs): StatusResponse {
     endpoints: s.endpoints,
     policies: s.policies,
     identities: { total: s.identities },
+    services: s.services,
     observer: { flowsSeen: 0, bufferSize: 0, lostEvents: 0 },
     proxy: { state: 'not implemented yet (HTTP and DNS rules are enforced at L4 only)' },
     problems: [...s.problems],

@@ -25,13 +25,15 @@ function requireRoot(what: string): void {
 const AGENT_FLAGS = [
   { name: 'state-dir', value: true },
   { name: 'pod-cidr', value: true },
+  { name: 'service-cidr', value: true },
+  { name: 'dns-upstream', value: true },
   { name: 'api-port', value: true },
   { name: 'timeout', value: true },
 ] as const;
 
 function agentArgs(p: ReturnType<typeof parseArgs>): string[] {
   const out: string[] = [];
-  for (const f of ['state-dir', 'pod-cidr', 'api-port']) {
+  for (const f of ['state-dir', 'pod-cidr', 'service-cidr', 'dns-upstream', 'api-port']) {
     const v = flag(p, f);
     if (v !== undefined) out.push(`--${f}`, v);
   }
@@ -52,7 +54,7 @@ export async function agent(argv: readonly string[], _io: Io): Promise<number> {
   return new Promise((res) => child.on('exit', (code) => res(code ?? 1)));
 }
 
-export const upHelp = `Usage: membrane up [--state-dir DIR] [--pod-cidr CIDR] [--timeout 60s]
+export const upHelp = `Usage: membrane up [--state-dir DIR] [--pod-cidr CIDR] [--service-cidr CIDR] [--dns-upstream IP[:PORT],...] [--timeout 60s]
 
 Starts the agent in the background if it is not running and waits until it is
 ready, printing a line per step. Idempotent.`;

@@ -1,6 +1,6 @@
 /** `membrane apply`, `delete`, `get`, `endpoint list`, `identity list`, `wait`. */
 import { stringify } from 'yaml';
-import { MembraneError, combineErrors, loadDocuments, type ApiDocument, type ApplyResponse, type DeleteResponse, type EndpointInfo, type IdentityInfo } from '@membrane/api';
+import { MembraneError, combineErrors, loadDocuments, type ApiDocument, type ApplyResponse, type DeleteResponse, type EndpointInfo, type IdentityInfo, type ServiceListEntry } from '@membrane/api';
 import { boolFlag, flag, outputFormat, parseArgs, usage } from '../args.js';
 import { call } from '../client.js';
 import { collectFiles, readText } from '../files.js';
@@ -143,7 +143,11 @@ export async function get(argv: readonly string[], io: Io): Promise<number> {
         break;
       case 'Service': {
         const ports = ((o.spec?.['ports'] as { port: number; protocol?: string }[] | undefined) ?? []).map((x) => `${x.port}/${x.protocol ?? 'TCP'}`).join(',');
-        cols = [o.metadata.name, 'ClusterIP', String(o.spec?.['clusterIP'] ?? '<pending>'), ports, age(o.metadata.creationTimestamp)];
+        cols = [o.metadata.name, String(o.spec?.['type'] ?? 'ClusterIP'), String(o.spec?.['clusterIP'] ?? '<pending>'), '<none>', ports, age(o.metadata.creationTimestamp)];
+        if (fmt === 'wide') {
+          const sel = o.spec?.['selector'] as Record<string, string> | undefined;
+          cols.push(sel && Object.keys(sel).length ? Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',') : '<none>');
+        }
         break;
       }
       case 'Namespace':
@@ -157,7 +161,7 @@ export async function get(argv: readonly string[], io: Io): Promise<number> {
   const headers: Record<string, string[]> = {
     Pod: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', ...(fmt === 'wide' ? ['IP', 'MESSAGE'] : [])],
     Deployment: ['NAME', 'READY', 'AVAILABLE', 'AGE'],
-    Service: ['NAME', 'TYPE', 'CLUSTER-IP', 'PORT(S)', 'AGE'],
+    Service: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE', ...(fmt === 'wide' ? ['SELECTOR'] : [])],
     Namespace: ['NAME', 'STATUS', 'AGE'],
   };
   const h = headers[kind] ?? ['NAME', 'AGE'];
@@ -182,6 +186,28 @@ export async function endpointList(argv: readonly string[], io: Io): Promise<num
     renderTable(
       ['ENDPOINT', 'POLICY (ingress)\nENFORCEMENT', 'POLICY (egress)\nENFORCEMENT', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
       eps.map((e) => [String(e.id), en(e.policyEnforcement.ingress), en(e.policyEnforcement.egress), String(e.identity), e.labels.join('\n'), '', e.ipv4, e.state]),
+    ),
+  );
+  return 0;
+}
+
+export const serviceListHelp = `Usage: membrane service list [-o json]
+
+The 'cilium service list' table: every frontend (ClusterIP:port/protocol) of
+every Service with the backends new connections are balanced over.`;
+
+export async function serviceList(argv: readonly string[], io: Io): Promise<number> {
+  const p = parseArgs(argv, [{ name: 'output', short: 'o', value: true }]);
+  const fmt = outputFormat(p, ['table', 'json'] as const, 'table');
+  const list = await call<ServiceListEntry[]>('GET', '/v1/services');
+  if (fmt === 'json') {
+    io.out(JSON.stringify(list, null, 2) + '\n');
+    return 0;
+  }
+  io.out(
+    renderTable(
+      ['ID', 'Frontend', 'Service Type', 'Backend'],
+      list.map((s) => [String(s.id), s.frontend.replace(/\/(TCP|UDP|SCTP)$/, '/$1'), s.type, s.backends.length ? s.backends.map((b, i) => `${i + 1} => ${b.address} (${b.state})`).join('\n') : '']),
     ),
   );
   return 0;

@@ -15,12 +15,18 @@
  * and its teardown removes them again, which costs more than deleting a
  * scenario's few objects.
  *
+ * Outside peers get a test host each (a network namespace of the private
+ * agent's at the peer's documentation address, a /32 rail around it, a probe
+ * server inside); an outside peer given as the world entity gets one at a
+ * documentation address no policy of the scenario names.
+ *
  * Not made live yet, reported as SKIPPED with the reason (never passed):
- * HTTP and DNS probes (no L7 proxy yet), probes from or to outside peers or
- * the host (no test hosts yet), a pod probing itself, SCTP, and ICMP types
- * other than 8 and 13.
+ * HTTP and DNS probes and probes to peers known by FQDN (no L7 and DNS
+ * proxy yet), the host and other reserved entities (nothing on one machine
+ * has their identity), an outside address outside the documentation
+ * ranges, a pod probing itself, SCTP, and ICMP types other than 8 and 13.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MembraneError, type ApiDocument, type EndpointInfo, type ExecTarget } from '@membrane/api';
@@ -29,23 +35,22 @@ import { readText } from '../files.js';
 import { describeProbe, probeL7, probeTarget } from '../printers/probe.js';
 import { renderTable } from '../printers/table.js';
 import type { Io } from '../io.js';
-import type { LiveOutcome, LiveProbe, ServerPorts } from '../live/probe-protocol.js';
+import { SERVER_READY, type LiveOutcome, type LiveProbe, type ServerPorts } from '../live/probe-protocol.js';
 import { PrivateAgent, sleep } from '../live/private-agent.js';
+import { SKIP_FQDN, outsideAddress } from '../live/outside-peers.js';
 import { AGENT_MAIN } from './lifecycle-cmds.js';
 
 const LIVE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../live');
 const PROBE_SERVER = resolve(LIVE_DIR, 'probe-server.js');
 const PROBE_CLIENT = resolve(LIVE_DIR, 'probe-client.js');
+
 /** The port a pod with no TCP port to serve listens on for its readiness probe. */
 const READINESS_PORT = 65431;
 
 export const SKIP_L7 = 'L7 proxy not implemented yet';
-export const SKIP_OUTSIDE = 'outside peers are not probed live yet (no test hosts)';
-export const SKIP_HOST = 'the host entity is not probed live yet (no test hosts)';
 export const SKIP_SELF = 'a pod probing itself never crosses its veth';
 export const SKIP_SCTP = 'SCTP is not probed live (Node has no SCTP sockets)';
 const skipIcmpType = (t: number) => `ICMP type ${t} is not probed live (only types 8 and 13 are answered by the kernel)`;
-
 export type LiveVerdict = 'allowed' | 'denied' | 'skipped' | 'error';
 
 export interface LiveProbeReport extends Omit<ProbeResult, 'verdict'> {
@@ -80,8 +85,9 @@ function skipReason(s: Scenario, p: ScenarioProbe): string | undefined {
   if (p.http || p.dns) return SKIP_L7;
   for (const side of [p.from, p.to]) {
     if (endpointKey(s, side)) continue;
-    const o = s.outside.find((x) => x.name === side);
-    return o?.entity === 'host' ? SKIP_HOST : SKIP_OUTSIDE;
+    const a = outsideAddress(s, side);
+    if ('skip' in a) return a.skip;
+    if (side === p.to && s.outside.find((x) => x.name === side)?.fqdns?.length) return SKIP_FQDN;
   }
   if (endpointKey(s, p.from) === endpointKey(s, p.to)) return SKIP_SELF;
   if (p.protocol === 'SCTP') return SKIP_SCTP;
@@ -90,6 +96,35 @@ function skipReason(s: Scenario, p: ScenarioProbe): string | undefined {
 }
 
 const doc = (source: string, label: string, value: unknown): ApiDocument => ({ source, label, value });
+
+/** Starts `node probe-server.js` in a test host's namespace; resolves once it listens. */
+function startProbeServer(netns: string, ports: ServerPorts): Promise<ChildProcess> {
+  return new Promise((res, rej) => {
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, PROBE_SERVER, JSON.stringify(ports)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new MembraneError('MEMBRANE_E_INTERNAL', `probe server in test host ${netns} did not start: ${err.trim()}`));
+    }, 10_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      if (out.includes(SERVER_READY)) {
+        clearTimeout(t);
+        res(child);
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+    child.on('error', (e) => {
+      clearTimeout(t);
+      rej(e);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      if (!out.includes(SERVER_READY)) rej(new MembraneError('MEMBRANE_E_INTERNAL', `probe server in test host ${netns} exited ${code}: ${err.trim()}`));
+    });
+  });
+}
 
 /** Runs `node probe-client.js` in the pod's network namespace with its probes on stdin. */
 function runProbeClient(netns: string, probes: LiveProbe[]): Promise<LiveOutcome[]> {
@@ -140,10 +175,19 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
   const plan = s.probes.map((p) => ({ p, skip: skipReason(s, p) }));
   const live = plan.filter((x) => !x.skip);
 
-  // The ports each pod serves, and the probes each pod makes.
+  // The ports each pod (or test host) serves, and the probes each makes.
   const serverPorts = new Map<string, ServerPorts>(s.endpoints.map((e) => [`${e.namespace}/${e.name}`, { tcp: [], udp: [] }]));
+  const hosts = new Map<string, string>();
   for (const { p } of live) {
-    const ports = serverPorts.get(endpointKey(s, p.to)!)!;
+    for (const side of [p.from, p.to]) {
+      if (endpointKey(s, side)) continue;
+      hosts.set(side, (outsideAddress(s, side) as { ip: string }).ip);
+      if (!serverPorts.has(side)) serverPorts.set(side, { tcp: [], udp: [] });
+    }
+  }
+  const peerKey = (name: string) => endpointKey(s, name) ?? name;
+  for (const { p } of live) {
+    const ports = serverPorts.get(peerKey(p.to))!;
     if (p.protocol === 'TCP' && !ports.tcp.includes(p.port!)) ports.tcp.push(p.port!);
     if (p.protocol === 'UDP' && !ports.udp.includes(p.port!)) ports.udp.push(p.port!);
   }
@@ -187,13 +231,21 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
   const policyDocs = s.policies.map((pol, i) => doc(file, `policies[${i}]`, pol.manifest));
 
   const outcomes = new Map<number, LiveOutcome>();
+  const hostServers: ChildProcess[] = [];
   try {
     await agent.call('POST', '/v1/apply', { documents: world });
-    await waitReady(agent, [...new Set(s.endpoints.map((e) => e.namespace))], new Set(serverPorts.keys()));
-    if (policyDocs.length) await agent.call('POST', '/v1/apply', { documents: policyDocs });
-
     const ips = new Map<string, string>();
     const netns = new Map<string, string>();
+    // Test hosts (each behind its /32 rail, added by the agent first), each with its probe server.
+    for (const [name, ip] of hosts) {
+      const h = await agent.call<{ netns: string }>('POST', '/v1/testhosts', { name, ip });
+      ips.set(name, ip);
+      netns.set(name, h.netns);
+      hostServers.push(await startProbeServer(h.netns, serverPorts.get(name)!));
+    }
+    await waitReady(agent, [...new Set(s.endpoints.map((e) => e.namespace))], new Set(s.endpoints.map((e) => `${e.namespace}/${e.name}`)));
+    if (policyDocs.length) await agent.call('POST', '/v1/apply', { documents: policyDocs });
+
     await Promise.all(
       s.endpoints.map(async (e) => {
         const t = await agent.call<ExecTarget>('GET', `/v1/pods/${encodeURIComponent(e.namespace)}/${encodeURIComponent(e.name)}/exec`);
@@ -203,14 +255,17 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
     );
     const byClient = new Map<string, LiveProbe[]>();
     for (const { p } of live) {
-      const from = endpointKey(s, p.from)!;
+      const from = peerKey(p.from);
       const list = byClient.get(from) ?? [];
       byClient.set(from, list);
-      list.push({ id: p.index, protocol: p.protocol as LiveProbe['protocol'], ip: ips.get(endpointKey(s, p.to)!)!, ...(p.protocol === 'ICMP' ? { icmpType: p.icmp?.type ?? 8 } : { port: p.port! }) });
+      list.push({ id: p.index, protocol: p.protocol as LiveProbe['protocol'], ip: ips.get(peerKey(p.to))!, ...(p.protocol === 'ICMP' ? { icmpType: p.icmp?.type ?? 8 } : { port: p.port! }) });
     }
     const results = await Promise.all([...byClient].map(([from, probes]) => runProbeClient(netns.get(from)!, probes)));
     for (const o of results.flat()) outcomes.set(o.id, o);
   } finally {
+    for (const c of hostServers) c.kill('SIGTERM');
+    await Promise.all(hostServers.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+    if (hosts.size) await agent.call('DELETE', '/v1/testhosts');
     await cleanScenario(agent, s, namespaces, serviceAccounts);
   }
 

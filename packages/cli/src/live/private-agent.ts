@@ -15,6 +15,7 @@ import { MembraneError, type StatusResponse } from '@membrane/api';
 import { call } from '../client.js';
 
 export const LIVE_POD_CIDR = '10.250.0.0/16';
+export const LIVE_SERVICE_CIDR = '10.251.0.0/16';
 
 export interface PrivateAgentOptions {
   /** The agent's entry point (packages/agent/dist/main.js). */
@@ -48,10 +49,10 @@ export class PrivateAgent {
   async start(opts: PrivateAgentOptions): Promise<void> {
     if (!existsSync(opts.agentMain)) throw new MembraneError('MEMBRANE_E_INTERNAL', `the agent is not built (${opts.agentMain}): run \`npm run build\``);
     const fd = openSync(this.logFile, 'a', 0o600);
-    const env = { ...process.env, MEMBRANE_STATE_DIR: this.dir, MEMBRANE_SOCKET: this.socket, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_NAME_PREFIX: this.namePrefix, MEMBRANE_POD_CIDR: LIVE_POD_CIDR };
+    const env = { ...process.env, MEMBRANE_STATE_DIR: this.dir, MEMBRANE_SOCKET: this.socket, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_NAME_PREFIX: this.namePrefix, MEMBRANE_POD_CIDR: LIVE_POD_CIDR, MEMBRANE_SERVICE_CIDR: LIVE_SERVICE_CIDR };
     // Its own process group: a Ctrl-C at the terminal reaches this command,
     // which then tears the agent down through its API (not half-way by signal).
-    const child = spawn(process.execPath, [opts.agentMain, '--state-dir', this.dir, '--pod-cidr', LIVE_POD_CIDR, '--api-port', '0'], { env, detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, [opts.agentMain, '--state-dir', this.dir, '--pod-cidr', LIVE_POD_CIDR, '--service-cidr', LIVE_SERVICE_CIDR, '--api-port', '0'], { env, detached: true, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.child = child;
     child.on('exit', () => (this.exited = true));

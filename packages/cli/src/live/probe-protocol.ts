@@ -51,3 +51,5 @@ export const UDP_RESEND_MS = 500;
 export const ICMP_TIMEOUT_S = 1;
 /** The line a server prints once every listener is bound. */
 export const SERVER_READY = 'probe-server ready';
+
+export * from './outside-peers.js';
