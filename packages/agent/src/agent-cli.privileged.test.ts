@@ -158,9 +158,14 @@ spec:
 
   // kill -9 the agent: enforcement continues; up again adopts the pods.
   const pid = (JSON.parse(ok('status', '-o', 'json')) as { agent: { pid: number } }).agent.pid;
+  const shuttlesBefore = shuttles().map((p) => p.metadata.name).sort();
   process.kill(pid, 'SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
   a.up();
+  // The Deployment's pods are adopted as they are: same names, running, nothing skipped.
+  assert.deepEqual(shuttles().map((p) => p.metadata.name).sort(), shuttlesBefore);
+  assert.ok(shuttles().every((p) => p.status.phase === 'Running'), JSON.stringify(shuttles()));
+  assert.deepEqual((JSON.parse(ok('status', '-o', 'json')) as { problems: string[] }).problems, [], 'nothing skipped at start-up');
   assert.equal(curl('tiefighter').stdout, '200');
   assert.equal(curl('xwing').status, 28);
   const after = JSON.parse(ok('get', 'pods', '-n', 'galaxy', '-o', 'json')) as { items: { metadata: { name: string }; status: { phase: string; podIP: string } }[] };

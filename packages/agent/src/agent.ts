@@ -17,7 +17,7 @@ import { restorePolicies } from './apply/restore-policies.js';
 import type { AgentConfig } from './config.js';
 import { dnsAddressOf, hostAddresses, prepareStateDir } from './host.js';
 import { DnsServer } from './dns/dns-server.js';
-import { netnsResolvConf } from './dns/netns-resolv-conf.js';
+import { netnsResolvConf, type PodEtcFiles } from './dns/netns-resolv-conf.js';
 import { KUBE_DNS, ServiceManager, dnsServerPod, kubeDnsService } from './services/service-manager.js';
 import type { AddressingSnapshot } from './services/service-addressing.js';
 import { Lifecycle } from './lifecycle.js';
@@ -49,6 +49,7 @@ export class Agent {
   private services!: ServiceManager;
   private dns?: DnsServer;
   private testHosts!: TestHosts;
+  private etc!: PodEtcFiles;
   /** The cluster DNS server's address (on the router link, in the pod CIDR). */
   private readonly dnsIP: string;
   private readonly readiness = new Map<string, boolean>();
@@ -114,7 +115,7 @@ export class Agent {
     this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot) });
     this.supervisor = new ContainerSupervisor({ runner: defaultProcessRunner, queue: this.queue, logDir: `${this.config.stateDir}/logs`, changed: (rt) => this.podChanged(rt) });
     const snapshotOfServices = await this.store.getState<AddressingSnapshot>('services');
-    const etc = netnsResolvConf(() => this.services.addressing.dnsIP);
+    const etc = (this.etc = netnsResolvConf(() => this.services.addressing.dnsIP));
     this.pods = new PodManager({ net: this.podNet, datapath: this.datapath, supervisor: this.supervisor, etc });
     this.pods.nextEpId = (await this.store.getState<number>('nextEndpointId')) ?? 1;
     const dnsPod = dnsServerPod(this.dnsIP);
@@ -133,7 +134,7 @@ export class Agent {
       problem: (p) => this.problems.add(p),
     });
     await this.queue.run(async () => {
-      const restored = await restorePods(this.store, this.pods, this.podNet, this.progress);
+      const restored = await restorePods(this.store, this.pods, this.podNet, this.progress, etc);
       for (const p of restored.problems) this.problems.add(p);
       await this.applier.regenerate();
       for (const rt of restored.recreated) await this.supervisor.startAll(rt);
@@ -207,7 +208,7 @@ export class Agent {
     if (removeEverything) {
       if (this.monitor) clearInterval(this.monitor);
       await this.dns?.stop();
-      const problems = await this.queue.run(() => teardown({ store: this.store, pods: this.pods, endpoints: this.endpoints, datapath: this.datapath, serviceDatapath: this.serviceDatapath, podNet: this.podNet, pinRoot: this.config.pinRoot, ownRails: [this.config.podCIDR, this.config.serviceCIDR] }));
+      const problems = await this.queue.run(() => teardown({ store: this.store, pods: this.pods, endpoints: this.endpoints, datapath: this.datapath, serviceDatapath: this.serviceDatapath, podNet: this.podNet, pinRoot: this.config.pinRoot, ownRails: [this.config.podCIDR, this.config.serviceCIDR], etc: this.etc, netnsPrefix: `${this.config.namePrefix}_pod_` }));
       for (const p of problems) this.progress(`down: ${p}`);
     }
     await this.lifecycle.stop(this.progress);

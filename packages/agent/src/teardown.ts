@@ -7,6 +7,7 @@ import { Datapath, ServiceDatapath, removeMembraneSafetyRoutes, type PodNetwork 
 import type { EndpointManager } from '@membrane/endpoint';
 import type { PodManager } from './pods/pod-manager.js';
 import type { Store } from './store/index.js';
+import type { PodEtcFiles } from './dns/netns-resolv-conf.js';
 
 export interface TeardownDeps {
   store: Store;
@@ -18,6 +19,9 @@ export interface TeardownDeps {
   pinRoot: string;
   /** The ranges this agent put rails on. */
   ownRails: readonly string[];
+  /** The pods' /etc files, removed for every pod namespace of the agent's names. */
+  etc: PodEtcFiles;
+  netnsPrefix: string;
 }
 
 export async function teardown(d: TeardownDeps): Promise<string[]> {
@@ -35,6 +39,7 @@ export async function teardown(d: TeardownDeps): Promise<string[]> {
   }
   Datapath.unpinAll(d.pinRoot);
   await d.podNet.destroy().catch((e: unknown) => problems.push(e instanceof Error ? e.message : String(e)));
+  d.etc.removeAll(d.netnsPrefix);
   await removeMembraneSafetyRoutes(d.ownRails).catch((e: unknown) => problems.push(e instanceof Error ? e.message : String(e)));
   return problems;
 }

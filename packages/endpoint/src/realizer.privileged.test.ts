@@ -165,7 +165,7 @@ async function runScenario(h: LxcHarness, file: string, firstEpId: number): Prom
         if (!ep) continue; // an outside peer (or the host): no endpoint program judges its side
         const want = side.summary!;
         const decided = side.decided!;
-        realizer.realize(ep, world.policies.get(ep.identity)!);
+        realizer.realize(ep, world.endpointPolicies.get(side.subject.name) ?? world.policies.get(ep.identity)!);
         h.clearConntrack();
         const r = h.run(side.prog, probePacket(probe, src, dst), { ctx: { mark: 0 } });
         judged++;

@@ -45,11 +45,10 @@ test('policy test --live: conformance files and an example pass, skipped probes 
   assert.equal(mismatched, 0);
   assert.ok(ok > 0, 'some probes were made live');
   assert.equal(ok + skipped, total);
-  // examples/policy/icmp-rules.yaml: two probes to an outside peer.
-  assert.match(r.stdout, /SKIPPED \S+icmp-rules\.yaml: probes\[9\] default\/pinger -> landmark ICMP type 8: outside peers are not probed live yet/);
+  // Outside peers are test hosts now: no probe is skipped for them.
+  assert.doesNotMatch(r.stdout, /SKIPPED .*(outside|test host|landmark|ext ->)/);
   if (existsSync(CONFORMANCE)) {
     assert.match(r.stdout, /SKIPPED \S+starwars-l3l4\.yaml: probes\[0\] default\/tiefighter -> default\/deathstar 80\/TCP POST \/v1\/request-landing: L7 proxy not implemented yet/);
-    assert.match(r.stdout, /SKIPPED \S+l4-ports\.yaml: probes\[\d+\] ext -> default\/srv/);
   }
   assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('SKIPPED ')).length, skipped, 'every skipped probe is named');
   assertNothingLeft();
@@ -57,7 +56,7 @@ test('policy test --live: conformance files and an example pass, skipped probes 
 
 test('policy test --live -o json and -o table: per-probe verdicts, SKIPPED rows with the reason', { timeout: 120_000 }, (t) => {
   if (!requireRoot(t, 'a private agent with BPF programs')) return;
-  const file = join(root, 'examples/policy/icmp-rules.yaml');
+  const file = join(root, 'examples/policy/starwars-demo.yaml');
   const j = run('policy', 'test', '--live', '-o', 'json', file);
   assert.equal(j.status, 0, j.stderr);
   const [report] = JSON.parse(j.stdout) as { probes: { verdict: string; reason: string; simulated: string; expect?: string }[] }[];
@@ -70,7 +69,11 @@ test('policy test --live -o json and -o table: per-probe verdicts, SKIPPED rows 
   assert.ok(report!.probes.some((p) => p.verdict === 'skipped'));
   const tbl = run('policy', 'test', '--live', '-o', 'table', file);
   assert.equal(tbl.status, 0, tbl.stderr);
-  assert.match(tbl.stdout, /landmark\s+ICMP type 8\s+-\s+\S+\s+SKIPPED\s+\S+\s+outside peers are not probed live yet/);
+  assert.match(tbl.stdout, /SKIPPED\s+\S+\s+L7 proxy not implemented yet/);
+  // A probe to an outside peer is a live verdict in the table (a test host answered or the policy dropped it).
+  const icmp = run('policy', 'test', '--live', '-o', 'table', join(root, 'examples/policy/icmp-rules.yaml'));
+  assert.equal(icmp.status, 0, icmp.stderr + icmp.stdout);
+  assert.match(icmp.stdout, /landmark\s+ICMP type 8\s+-\s+allowed\s+allowed\s+allowed\s+ok\s+echo reply received/);
   assertNothingLeft();
 });
 

@@ -4,13 +4,15 @@
  * the agent writes the pod's resolv.conf there before the pod's first
  * process starts, and `membrane exec` sees the same file.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { podResolvConf } from './cluster-names.js';
 
 export interface PodEtcFiles {
   write(netns: string, namespace: string): void;
   remove(netns: string): void;
+  /** Remove every pod's files whose namespace name starts with the prefix (`membrane down`, leftovers). */
+  removeAll(prefix: string): void;
 }
 
 export function netnsResolvConf(nameserver: () => string, etcNetns = '/etc/netns'): PodEtcFiles {
@@ -24,6 +26,10 @@ export function netnsResolvConf(nameserver: () => string, etcNetns = '/etc/netns
     remove(netns) {
       if (!netns.startsWith('mbr')) return;
       rmSync(join(etcNetns, netns), { recursive: true, force: true });
+    },
+    removeAll(prefix) {
+      if (!prefix.startsWith('mbr') || !existsSync(etcNetns)) return;
+      for (const n of readdirSync(etcNetns)) if (n.startsWith(prefix)) rmSync(join(etcNetns, n), { recursive: true, force: true });
     },
   };
 }

@@ -13,6 +13,7 @@ import { ownerOf } from '../controllers/deployment-controller.js';
 import type { PodManager } from './pod-manager.js';
 import type { PodRuntime } from './pod-runtime.js';
 import type { PodState } from './pod-state.js';
+import type { PodEtcFiles } from '../dns/netns-resolv-conf.js';
 
 export interface RestoreResult {
   /** Pods made again (their containers start once their policy is in force). */
@@ -20,7 +21,7 @@ export interface RestoreResult {
   problems: string[];
 }
 
-export async function restorePods(store: StoreWriter, pods: PodManager, net: PodNet, log: (m: string) => void): Promise<RestoreResult> {
+export async function restorePods(store: StoreWriter, pods: PodManager, net: PodNet, log: (m: string) => void, etc?: PodEtcFiles): Promise<RestoreResult> {
   const recreated: PodRuntime[] = [];
   const problems: string[] = [];
   const known = new Set<string>();
@@ -55,6 +56,7 @@ export async function restorePods(store: StoreWriter, pods: PodManager, net: Pod
   for (const d of await net.discover()) {
     if (known.has(d.id)) continue;
     log(`removing pod plumbing ${d.netns} that no stored pod owns`);
+    etc?.remove(d.netns);
     await net.removePod(d.id).catch((e: unknown) => problems.push(`leftover pod ${d.id}: ${e instanceof Error ? e.message : String(e)}`));
   }
   return { recreated, problems };

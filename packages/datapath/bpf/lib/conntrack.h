@@ -88,33 +88,50 @@ static __always_inline void ct_refresh(struct mbr_ct_value *ct, const struct flo
 	ct->expires_ns = now + ct_lifetime(f, ct->flags);
 }
 
+static __always_inline int ct_live(const struct mbr_ct_value *ct, __u64 now)
+{
+	return ct && ct->expires_ns > now;
+}
+
 /*
  * Looks the packet up by its tuple, then by the reversed one, and accounts
- * it to the live entry it finds (*entry, left alone for CT_NEW).
+ * it to the live entry it finds (*entry, left alone for CT_NEW). A SYN-ACK
+ * answers a SYN: its reversed tuple is tried first, which spares every new
+ * TCP connection a lookup in both endpoints' programs. The answer is the
+ * same either way: both tuples are tried before a packet is CT_NEW.
  */
 static __always_inline enum ct_status ct_lookup(const struct mbr_ct_key *tuple, const struct flow *f, __u64 now,
 						struct mbr_ct_value **entry)
 {
+	int synack = f->proto == IPPROTO_TCP && (f->tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK);
+	struct mbr_ct_value *fwd = 0, *rev_ct;
 	struct mbr_ct_key rev;
-	struct mbr_ct_value *ct;
 
-	ct = bpf_map_lookup_elem(&mbr_ct, tuple);
-	if (ct && ct->expires_ns > now) {
-		ct->packets_fwd++;
-		ct_refresh(ct, f, now);
-		*entry = ct;
-		return CT_ESTABLISHED;
+	if (!synack) {
+		fwd = bpf_map_lookup_elem(&mbr_ct, tuple);
+		if (ct_live(fwd, now))
+			goto established;
 	}
 	ct_tuple_reverse(&rev, tuple);
-	ct = bpf_map_lookup_elem(&mbr_ct, &rev);
-	if (ct && ct->expires_ns > now) {
-		ct->packets_rev++;
-		ct->flags |= MBR_CT_F_SEEN_REPLY;
-		ct_refresh(ct, f, now);
-		*entry = ct;
+	rev_ct = bpf_map_lookup_elem(&mbr_ct, &rev);
+	if (ct_live(rev_ct, now)) {
+		rev_ct->packets_rev++;
+		rev_ct->flags |= MBR_CT_F_SEEN_REPLY;
+		ct_refresh(rev_ct, f, now);
+		*entry = rev_ct;
 		return CT_REPLY;
 	}
+	if (synack) {
+		fwd = bpf_map_lookup_elem(&mbr_ct, tuple);
+		if (ct_live(fwd, now))
+			goto established;
+	}
 	return CT_NEW;
+established:
+	fwd->packets_fwd++;
+	ct_refresh(fwd, f, now);
+	*entry = fwd;
+	return CT_ESTABLISHED;
 }
 
 /* Records the connection this packet opens, allowed by policy entry pv, towards peer_id. */
