@@ -42,3 +42,20 @@ test('bench/agent --quick prints the figures cli.md names, last line JSON', { ti
   // Today ~16 pods/s: under 2 means pods start several times slower than they do.
   assert.ok(j.figures['pods_started_per_s']! > 2, `pods_started_per_s ${j.figures['pods_started_per_s']}`);
 });
+
+test('bench/services --quick prints the figures cli.md names, last line JSON', { timeout: 300_000 }, (t) => {
+  if (!requireRoot(t, 'bench/services runs an agent')) return;
+  const r = spawnSync(`${repoRoot}/bench/services`, ['--quick'], { encoding: 'utf8', timeout: 280_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bench: string; figures: Record<string, number> };
+  assert.equal(j.bench, 'services');
+  for (const k of ['clusterip_rr_latency_ratio', 'clusterip_conn_rate_ratio', 'dns_queries_per_s', 'dns_p99_ms', 'demo_ready_s']) {
+    assert.equal(typeof j.figures[k], 'number', k);
+    assert.ok(j.figures[k]! > 0, `${k} = ${j.figures[k]}`);
+  }
+  // Today ~1.0, ~60,000/s and ~1.5 s: far from these bounds is a regression, not noise.
+  assert.ok(j.figures['clusterip_rr_latency_ratio']! < 1.5, `clusterip_rr_latency_ratio ${j.figures['clusterip_rr_latency_ratio']}`);
+  assert.ok(j.figures['dns_queries_per_s']! > 5000, `dns_queries_per_s ${j.figures['dns_queries_per_s']}`);
+  assert.ok(j.figures['demo_ready_s']! < 15, `demo_ready_s ${j.figures['demo_ready_s']}`);
+  assert.equal(j.figures['dns_errors'], 0);
+});

@@ -11,7 +11,7 @@ import * as dnsPacket from 'dns-packet';
 import { lookupCluster, podResolvConf, type ClusterView } from './cluster-names.js';
 import { DnsServer } from './dns-server.js';
 
-const view: ClusterView = {
+let view: ClusterView = {
   services: new Map([['deathstar.default', '10.96.0.20'], ['api.prod', '10.96.0.21']]),
   pods: new Set(['10.200.0.7 default']),
   namespaces: new Set(['default', 'prod', 'kube-system']),
@@ -195,6 +195,21 @@ describe('DnsServer', () => {
     const a = await ask('deathstar.default.svc.cluster.local');
     assert.equal((a.answers![0] as { data: string }).data, '10.96.0.20');
     assert.ok(server.stats.formerr > 0 && server.stats.dropped > 0, JSON.stringify(server.stats));
+  });
+
+  test('a repeated query is answered from the cache, and a new view answers anew', async () => {
+    const before = server.stats.cluster;
+    for (let i = 0; i < 3; i++) assert.equal((((await ask('api.prod.svc.cluster.local')).answers![0]) as { data: string }).data, '10.96.0.21');
+    assert.equal(server.stats.cluster - before, 3);
+    const old = view;
+    view = { ...old, services: new Map([...old.services, ['api.prod', '10.96.0.99']]) };
+    try {
+      const a = await ask('api.prod.svc.cluster.local');
+      assert.equal((a.answers![0] as { data: string }).data, '10.96.0.99', 'a changed Service answers its new ClusterIP at once');
+      assert.equal(a.id, nextId - 1, 'the cached answer carries the query id');
+    } finally {
+      view = old;
+    }
   });
 
   test('an upstream that is the server itself is never used (no loop)', async () => {

@@ -78,6 +78,8 @@ export class ServiceManager {
   private readonly conditions = new Map<string, ServiceCondition>();
   private readonly installed = new Map<string, string>();
   private services = new Map<string, string>();
+  /** The names as of the last sync (the DNS server reads it on every query; a new object means new names). */
+  private cachedView?: ClusterView;
 
   constructor(
     private readonly d: ServiceManagerDeps,
@@ -143,11 +145,21 @@ export class ServiceManager {
     }
     this.frontends = frontends;
     this.services = names;
+    this.cachedView = undefined;
     return problems;
   }
 
-  /** The cluster's names now (the DNS server reads this on every query). */
+  /**
+   * The cluster's names (the DNS server reads this on every query). It is
+   * computed again after every sync — every change of Services or pods ends
+   * with one — and the same object is answered until then.
+   */
   view(): ClusterView {
+    this.cachedView ??= this.computeView();
+    return this.cachedView;
+  }
+
+  private computeView(): ClusterView {
     const pods = new Set<string>();
     const namespaces = new Set<string>(['default', 'kube-system']);
     for (const rt of this.d.pods.list()) {
