@@ -10,6 +10,8 @@ import { L7Parser, entryPrefix, toPolicyMapEntries, type EndpointPolicy, type Po
 export const META_IDENTITY = 0xffffffff;
 export const META_ENFORCED = 1;
 export const META_DEFAULT_DENY = 2;
+/** No entry of the direction has identity 0: the programs skip that lookup (abi.h MBR_POLICY_META_NO_WILDCARD). */
+export const META_NO_WILDCARD = 4;
 
 export interface ProxyPorts {
   /** Port of the HTTP proxy listener; 0 until the L7 proxy runs. */
@@ -42,7 +44,8 @@ export function policyMapWrites(policy: EndpointPolicy, proxy: ProxyPorts = {}):
   }));
   // The enforcement of each direction travels in the map (see MBR_POLICY_META_* in abi.h).
   for (const [direction, dp] of [['ingress', policy.ingress], ['egress', policy.egress]] as const) {
-    const bits = (dp.enforced ? META_ENFORCED : 0) | (dp.enforced && dp.defaultDeny ? META_DEFAULT_DENY : 0);
+    const wildcard = writes.some((w) => w.direction === direction && w.identity === 0);
+    const bits = (dp.enforced ? META_ENFORCED : 0) | (dp.enforced && dp.defaultDeny ? META_DEFAULT_DENY : 0) | (wildcard ? 0 : META_NO_WILDCARD);
     writes.push({ identity: META_IDENTITY, direction, proto: 0, port: 0, prefix: 24, deny: false, l7: 0, proxyPort: 0, cookie: bits });
   }
   return {

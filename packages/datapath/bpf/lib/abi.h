@@ -72,6 +72,12 @@ struct mbr_policy_key {
 #define MBR_POLICY_META_IDENTITY 0xffffffffu
 #define MBR_POLICY_META_ENFORCED (1u << 0)
 #define MBR_POLICY_META_DEFAULT_DENY (1u << 1)
+/*
+ * No entry of this direction has identity 0 (any identity): its lookup
+ * would miss, so it is skipped. A negative bit, so a map written without it
+ * (an older agent's) is looked up in full.
+ */
+#define MBR_POLICY_META_NO_WILDCARD (1u << 2)
 
 struct mbr_policy_value {
 	__u8 deny;

@@ -7,7 +7,8 @@
  * Enforcement of a direction is on when the endpoint's flags force it
  * (MBR_EP_F_*, e.g. quarantine) or when the map's meta entry says so
  * (MBR_POLICY_META_*); off, everything passes. Enforced, two longest-prefix
- * lookups decide — the peer's identity and any identity (0):
+ * lookups decide — the peer's identity and any identity (0), the second
+ * skipped when the meta entry says the direction has no such entry:
  *   1. a deny in either wins (181), whatever the other allows;
  *   2. else an allow in either allows; when both allow, an L7-free entry
  *      decides over one naming an L7 parser (no redirect), else the peer's;
@@ -62,8 +63,11 @@ static __always_inline int policy_check(const struct mbr_endpoint *ep, __u8 dir,
 		k.proto = f->proto;
 		k.dport = f->policy_port;
 		a = bpf_map_lookup_elem(inner, &k);
-		k.identity = 0;
-		b = bpf_map_lookup_elem(inner, &k);
+		b = 0;
+		if (!(meta & MBR_POLICY_META_NO_WILDCARD)) {
+			k.identity = 0;
+			b = bpf_map_lookup_elem(inner, &k);
+		}
 		if ((a && a->deny) || (b && b->deny)) {
 			*out = (a && a->deny) ? *a : *b;
 			*reason = MBR_DROP_POLICY_DENY;
