@@ -33,19 +33,7 @@ static napi_value is_bpffs(napi_env env, napi_callback_info info) {
   char *path = path_arg(env, argv[0]);
   if (!path)
     return NULL;
-  struct statfs st;
-  bool yes = false;
-  napi_value result = NULL;
-  if (statfs(path, &st) == 0)
-    yes = st.f_type == BPF_FS_MAGIC;
-  else if (errno != ENOENT && errno != ENOTDIR) {
-    mbr_throw_errno(env, errno, "statfs", "check the filesystem of %s", path);
-    goto out;
-  }
-  napi_get_boolean(env, yes, &result);
-out:
-  free(path);
-  return result;
+  return mbr_fs_has_magic(env, path, BPF_FS_MAGIC);
 }
 
 /* ensureBpffs(path = "/sys/fs/bpf") → { path, mounted }: mounted is true

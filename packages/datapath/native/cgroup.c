@@ -199,19 +199,7 @@ static napi_value is_cgroup2(napi_env env, napi_callback_info info) {
   char *path = mbr_arg_string(env, argv[0], "path");
   if (!path)
     return NULL;
-  struct statfs st;
-  bool yes = false;
-  napi_value result = NULL;
-  if (statfs(path, &st) == 0)
-    yes = st.f_type == CGROUP2_SUPER_MAGIC;
-  else if (errno != ENOENT && errno != ENOTDIR) {
-    mbr_throw_errno(env, errno, "statfs", "check the filesystem of %s", path);
-    goto out;
-  }
-  napi_get_boolean(env, yes, &result);
-out:
-  free(path);
-  return result;
+  return mbr_fs_has_magic(env, path, CGROUP2_SUPER_MAGIC);
 }
 
 /* mountCgroup2(path) → { path, mounted }: mounts the cgroup v2 hierarchy on

@@ -1,3 +1,4 @@
+#include <sys/vfs.h>
 #include "common.h"
 
 #include <errno.h>
@@ -553,4 +554,20 @@ bool mbr_define(napi_env env, napi_value exports, const mbr_export *list) {
     NAPI_CHECK(env, napi_set_named_property(env, exports, e->name, fn));
   }
   return true;
+}
+
+napi_value mbr_fs_has_magic(napi_env env, char *path, long magic) {
+  struct statfs st;
+  bool yes = false;
+  napi_value result = NULL;
+  if (statfs(path, &st) == 0)
+    yes = st.f_type == magic;
+  else if (errno != ENOENT && errno != ENOTDIR) {
+    mbr_throw_errno(env, errno, "statfs", "check the filesystem of %s", path);
+    goto out;
+  }
+  napi_get_boolean(env, yes, &result);
+out:
+  free(path);
+  return result;
 }
