@@ -111,7 +111,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!mbr_define(env, exports, list) ||
       !type_table(env, exports, "mapTypes", map_type_name) ||
       !type_table(env, exports, "progTypes", prog_type_name) ||
-      !mbr_init_object(env, exports) || !mbr_init_map(env, exports) ||
+      !mbr_init_object(env, exports) || !mbr_init_map(env, exports) || !mbr_init_fd(env, exports) ||
       !mbr_init_tc(env, exports) || !mbr_init_ringbuf(env, exports) ||
       !mbr_init_test_run(env, exports) || !mbr_init_sockopt(env, exports) ||
       !mbr_init_bpffs(env, exports) || !mbr_init_cgroup(env, exports))

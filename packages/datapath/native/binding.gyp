@@ -11,6 +11,7 @@
         'bpffs.c',
         'cgroup.c',
         'common.c',
+        'fd.c',
         'map.c',
         'map-shape.c',
         'object.c',

@@ -163,6 +163,7 @@ bool mbr_define(napi_env env, napi_value exports, const mbr_export *list);
 
 bool mbr_init_object(napi_env env, napi_value exports);
 bool mbr_init_map(napi_env env, napi_value exports);
+bool mbr_init_fd(napi_env env, napi_value exports);
 bool mbr_init_tc(napi_env env, napi_value exports);
 bool mbr_init_ringbuf(napi_env env, napi_value exports);
 bool mbr_init_test_run(napi_env env, napi_value exports);
