@@ -238,15 +238,17 @@ describe('validation: the field path and the reason (rule_validation.go)', () =>
     );
   });
 
-  test('L7 rules need TCP and a single non-zero port', () => {
+  test('L7 rules need TCP and a non-zero port; HTTP may cover a range, DNS may not', () => {
     invalid(
       ingressPorts([{ port: '80' }], { http: [{ method: 'GET' }] }),
       at('spec.ingress[0].toPorts[0].ports[0].protocol: HTTP rules apply to TCP only; set protocol: TCP (not ANY (the default))'),
     );
     invalid(ingressPorts([{ port: '0', protocol: 'TCP' }], { http: [{}] }), at('spec.ingress[0].toPorts[0].ports[0].port: L7 rules cannot be used on port 0 (all ports)'));
+    // Cilium >= 1.17 (cilium/cilium#36966): HTTP rules on a range; every port of it is proxied.
+    assert.equal(rulesOf(ingressPorts([{ port: '80', endPort: 90, protocol: 'TCP' }], { http: [{ method: 'GET' }] })).length, 1);
     invalid(
-      ingressPorts([{ port: '80', endPort: 90, protocol: 'TCP' }], { http: [{ method: 'GET' }] }),
-      at('spec.ingress[0].toPorts[0].ports[0].endPort: L7 rules cannot be used on a port range'),
+      cnp({ endpointSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '53', endPort: 60, protocol: 'UDP' }], rules: { dns: [{ matchPattern: '*' }] } }] }] }),
+      at('spec.egress[0].toPorts[0].ports[0].endPort: DNS rules cannot be used on a port range'),
     );
   });
 

@@ -302,7 +302,8 @@ function translatePortRule(pr: PortRule, path: string, ingress: boolean, host: b
     }
     if (hasL7) {
       if (parsed.name === undefined && parsed.port === 0) problems.add(join(at, 'port'), 'L7 rules cannot be used on port 0 (all ports)');
-      else if (parsed.endPort > parsed.port && parsed.name === undefined) problems.add(join(at, 'endPort'), 'L7 rules cannot be used on a port range');
+      // HTTP rules on a range are valid since Cilium 1.17 (cilium/cilium#36966): every port of it goes through the proxy.
+      else if (l7?.dns && parsed.endPort > parsed.port && parsed.name === undefined) problems.add(join(at, 'endPort'), 'DNS rules cannot be used on a port range');
     }
     out.push({ proto, ...parsed, ...(l7 ? { l7 } : {}) });
   });
