@@ -17,7 +17,8 @@ const MAY_IMPORT = {
   identity: ['policy', 'api'],
   endpoint: ['policy', 'identity', 'api', 'datapath'],
   datapath: ['policy', 'api'],
-  proxy: ['policy', 'api'],
+  // The proxy needs the addon's socket options Node lacks (IP_TRANSPARENT, SO_MARK: design.md section 3) and the ipcache model.
+  proxy: ['policy', 'api', 'identity', 'datapath'],
   observer: ['api', 'policy'],
   agent: ['*'],
   cli: ['api', 'policy'],

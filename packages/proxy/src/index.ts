@@ -1,0 +1,3 @@
+export * from './http-checks.js';
+export * from './policy-view.js';
+export * from './http-proxy.js';
