@@ -4,6 +4,7 @@
  * map-shape.c (each map fd's key and value sizes, asked once),
  * tc.c (clsact attach), ringbuf.c (ring buffer on the libuv loop),
  * test-run.c (BPF_PROG_TEST_RUN), sockopt.c (socket options Node lacks),
+ * proxy-socket.c (the L7 proxy's transparent sockets),
  * bpffs.c (the BPF filesystem), cgroup.c (cgroup programs and the cgroup v2
  * filesystem). This file registers them and answers what
  * the kernel and libbpf can do. */
@@ -114,6 +115,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !mbr_init_object(env, exports) || !mbr_init_map(env, exports) || !mbr_init_fd(env, exports) ||
       !mbr_init_tc(env, exports) || !mbr_init_ringbuf(env, exports) ||
       !mbr_init_test_run(env, exports) || !mbr_init_sockopt(env, exports) ||
+      !mbr_init_proxy_socket(env, exports) ||
       !mbr_init_bpffs(env, exports) || !mbr_init_cgroup(env, exports))
     return NULL;
   return exports;

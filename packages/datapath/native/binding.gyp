@@ -15,6 +15,7 @@
         'map.c',
         'map-shape.c',
         'object.c',
+        'proxy-socket.c',
         'ringbuf.c',
         'sockopt.c',
         'tc.c',

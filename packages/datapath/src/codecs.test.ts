@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ALL_CODECS, endpointCodec, eventCodec, ipv4ToNumber, lb4BackendCodec, lb4KeyCodec, lb4RevNatKeyCodec, numberToIPv4 } from './codecs.js';
+import { ALL_CODECS, MARK_FROM_PROXY, MARK_MASK, MARK_TO_PROXY, configCodec, endpointCodec, eventCodec, ipv4ToNumber, lb4BackendCodec, lb4KeyCodec, lb4RevNatKeyCodec, macToNumber, numberToIPv4, numberToMac, proxyMark } from './codecs.js';
 
 const bpfDir = resolve(dirname(fileURLToPath(import.meta.url)), '../bpf');
 
@@ -56,4 +56,19 @@ test('socket load balancer keys: addresses and ports in network order, slots and
   const r = lb4RevNatKeyCodec.decode(lb4RevNatKeyCodec.encode({ cookie: 0x1122334455667788n, address: 1, port: 53, pad: 0 }));
   assert.equal(r.cookie, 0x1122334455667788n);
   assert.equal(r.port, 53);
+});
+
+test('the proxy config holds the router MAC as six bytes in order and the listener in network order; the marks keep their bits apart', () => {
+  const c = { flags: 0, wakeup_bytes: 65536, router_ifindex: 31, router_mac: macToNumber('02:ab:cd:ef:01:23'), pad: 0, proxy_listener: ipv4ToNumber('127.0.0.1') };
+  const b = configCodec.encode(c);
+  assert.equal(b.length, 24);
+  assert.deepEqual([...b.subarray(12, 18)], [0x02, 0xab, 0xcd, 0xef, 0x01, 0x23]);
+  assert.deepEqual([...b.subarray(20, 24)], [127, 0, 0, 1]);
+  assert.deepEqual(configCodec.decode(b), c);
+  assert.equal(numberToMac(c.router_mac), '02:ab:cd:ef:01:23');
+  assert.throws(() => macToNumber('02:ab:cd:ef:01'), /not an Ethernet address/);
+  assert.equal(proxyMark(15001), 0x3a990a00);
+  assert.equal(proxyMark(65535), 0xffff0a00, 'unsigned');
+  assert.equal(proxyMark(15001) & MARK_MASK, MARK_TO_PROXY);
+  assert.notEqual(MARK_FROM_PROXY & MARK_MASK, MARK_TO_PROXY);
 });

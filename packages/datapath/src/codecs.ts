@@ -5,9 +5,12 @@
  * against these.
  */
 
-type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'be32';
+/** `mac`: a __u8[6] Ethernet address, its value the 48-bit number it reads as in network order. */
+type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'be32' | 'mac';
 
-const SIZE: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, be32: 4 };
+const SIZE: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, be32: 4, mac: 6 };
+/** C's alignment of each type (a byte array aligns as a byte). */
+const ALIGN: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, be32: 4, mac: 1 };
 
 export interface Codec<T> {
   readonly name: string;
@@ -23,11 +26,11 @@ export function struct<T extends Record<string, number | bigint>>(name: string, 
   let align = 1;
   const offsets = {} as Record<keyof T & string, number>;
   for (const [f, t] of fields) {
-    const s = SIZE[t];
-    off = Math.ceil(off / s) * s;
+    const a = ALIGN[t];
+    off = Math.ceil(off / a) * a;
     offsets[f] = off;
-    off += s;
-    align = Math.max(align, s);
+    off += SIZE[t];
+    align = Math.max(align, a);
   }
   const size = Math.ceil(off / align) * align;
   return {
@@ -46,6 +49,7 @@ export function struct<T extends Record<string, number | bigint>>(name: string, 
           case 'u64': b.writeBigUInt64LE(BigInt(x), o); break;
           case 'be16': b.writeUInt16BE(Number(x), o); break;
           case 'be32': b.writeUInt32BE(Number(x) >>> 0, o); break;
+          case 'mac': b.writeUIntBE(Number(x), o, 6); break;
         }
       }
       return b;
@@ -61,6 +65,7 @@ export function struct<T extends Record<string, number | bigint>>(name: string, 
           case 'u64': v[f] = b.readBigUInt64LE(o); break;
           case 'be16': v[f] = b.readUInt16BE(o); break;
           case 'be32': v[f] = b.readUInt32BE(o); break;
+          case 'mac': v[f] = b.readUIntBE(o, 6); break;
         }
       }
       return v as T;
@@ -213,11 +218,35 @@ export const metricsValueCodec = struct<MetricsValue>('mbr_metrics_value', [
 export const METRICS_ENTRIES = 512;
 export const METRICS_LOST_EVENTS = 255 * 2;
 
-export type Config = { flags: number; wakeup_bytes: number };
+export type Config = {
+  flags: number;
+  wakeup_bytes: number;
+  /** The L7 redirect's hairpin (0: none; ingress L7 connections are only marked). */
+  router_ifindex: number;
+  /** The router link's MAC as a 48-bit number (macToNumber). */
+  router_mac: number;
+  pad: number;
+  /** The proxy's listener address (0: no proxy configured; L7 connections are only marked). */
+  proxy_listener: number;
+};
 export const configCodec = struct<Config>('mbr_config', [
   ['flags', 'u32'],
   ['wakeup_bytes', 'u32'],
+  ['router_ifindex', 'u32'],
+  ['router_mac', 'mac'],
+  ['pad', 'u16'],
+  ['proxy_listener', 'be32'],
 ]);
+
+/** An Ethernet address "02:ab:…" ↔ the number a `mac` field holds. */
+export function macToNumber(mac: string): number {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new Error(`${mac} is not an Ethernet address (six hex bytes separated by ":")`);
+  return parseInt(mac.replace(/:/g, ''), 16);
+}
+
+export function numberToMac(n: number): string {
+  return n.toString(16).padStart(12, '0').match(/../g)!.join(':');
+}
 
 // ---- bpf/lib/abi_lb.h: the socket load balancer (bpf_sock.c) ----
 
@@ -294,5 +323,21 @@ export const ALL_CODECS: Codec<Record<string, number | bigint>>[] = [
 ] as unknown as Codec<Record<string, number | bigint>>[];
 
 /** Drop reasons (Cilium's numbers) the programs use. */
-export const DropReason = { INVALID_SIP: 132, POLICY: 133, INVALID_PACKET: 134, UNSUPPORTED_L3: 139, POLICY_DENY: 181 } as const;
+export const DropReason = { INVALID_SIP: 132, POLICY: 133, INVALID_PACKET: 134, UNSUPPORTED_L3: 139, PROXY_LOOKUP_FAILED: 178, PROXY_SET_FAILED: 179, POLICY_DENY: 181 } as const;
+
+/**
+ * skb->mark (abi.h): the low 16 bits say who the packet is for or from
+ * (MARK_MASK), the high 16 bits of a TO_PROXY mark hold the proxy port.
+ */
 export const MARK_TO_PROXY = 0x0a00;
+/** The mark the proxy sets (SO_MARK) on its upstream sockets: never redirected again. */
+export const MARK_FROM_PROXY = 0x0b00;
+export const MARK_MASK = 0xffff;
+
+/** The mark of a packet steered to the proxy listening on port (0: a reply to the proxy's upstream). */
+export function proxyMark(port: number): number {
+  return ((port << 16) | MARK_TO_PROXY) >>> 0;
+}
+
+/** mbr_ct_value.flags (MBR_CT_F_*). */
+export const CTFlags = { SEEN_REPLY: 1, CLOSING: 2, PROXY_UPSTREAM: 4, PEER_L7: 8 } as const;

@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { POLICY_FIXED_BITS, Direction as Dir, EndpointFlags, METRICS_ENTRIES, METRICS_LOST_EVENTS, configCodec, ctKeyCodec, ctValueCodec, endpointCodec, eventCodec, ipcacheKeyCodec, ipcacheValueCodec, ipv4ToNumber, metricsValueCodec, policyKeyCodec, policyValueCodec, type CTKey, type CTValue, type DatapathEvent, type Endpoint } from './codecs.js';
+import { POLICY_FIXED_BITS, Direction as Dir, EndpointFlags, METRICS_ENTRIES, METRICS_LOST_EVENTS, configCodec, macToNumber, numberToIPv4, numberToMac, type Config, ctKeyCodec, ctValueCodec, endpointCodec, eventCodec, ipcacheKeyCodec, ipcacheValueCodec, ipv4ToNumber, metricsValueCodec, policyKeyCodec, policyValueCodec, type CTKey, type CTValue, type DatapathEvent, type Endpoint } from './codecs.js';
 import { native, BPF_ANY, BPF_F_NO_PREALLOC, type BpfObjectHandle, type NativeBinding, type RingBufferHandle } from './native.js';
 import { splitRecords } from './ringbuf-records.js';
 import { MembraneError } from '@membrane/api';
@@ -60,6 +60,20 @@ export interface PolicyMapWrite {
   l7: number;
   proxyPort: number;
   cookie: number;
+}
+
+/**
+ * Where the L7 redirect delivers (abi.h struct mbr_config, bpf/lib/proxy.h):
+ * the pod network's router link (`<prefix>r`, which holds the pods' gateway;
+ * from_hairpin runs at its tc ingress, see attachHairpin) and the address the
+ * proxy's listeners are bound to (IPv4, in the host namespace).
+ */
+export interface ProxyConfig {
+  routerIfindex: number;
+  /** "02:ab:cd:ef:01:23" */
+  routerMac: string;
+  /** "127.0.0.1" */
+  listenerIP: string;
 }
 
 export interface EndpointState {
@@ -130,7 +144,7 @@ export class Datapath {
     readonly nb: NativeBinding,
     readonly pinRoot: string,
     private readonly object: BpfObjectHandle,
-    readonly progs: { fromContainer: number; toContainer: number },
+    readonly progs: { fromContainer: number; toContainer: number; fromHairpin: number; fromOutside: number },
     readonly maps: { endpoints: number; ipcache: number; policy: number; ct: number; events: number; metrics: number; config: number },
   ) {}
 
@@ -163,7 +177,7 @@ export class Datapath {
         nb,
         pinRoot,
         obj,
-        { fromContainer: need('from_container', progs), toContainer: need('to_container', progs) },
+        { fromContainer: need('from_container', progs), toContainer: need('to_container', progs), fromHairpin: need('from_hairpin', progs), fromOutside: need('from_outside', progs) },
         {
           endpoints: need('mbr_endpoints', maps),
           ipcache: need('mbr_ipcache', maps),
@@ -207,8 +221,57 @@ export class Datapath {
     rmSync(pinRoot, { recursive: true, force: true });
   }
 
+  /** The config as the programs read it (pinned: it outlives the agent). */
+  config(): Config {
+    const v = this.nb.mapLookup(this.maps.config, u32(0));
+    return configCodec.decode(v ?? Buffer.alloc(configCodec.size));
+  }
+
+  /** Sets flags and wakeup_bytes; the rest of the config (the proxy's) stays as it is. */
   setConfig(c: { flags: number; wakeup_bytes: number }): void {
+    this.writeConfig({ ...this.config(), flags: c.flags, wakeup_bytes: c.wakeup_bytes });
+  }
+
+  private writeConfig(c: Config): void {
     this.nb.mapUpdate(this.maps.config, u32(0), configCodec.encode(c));
+  }
+
+  /**
+   * Turns the L7 redirect on (bpf/lib/proxy.h): a TCP connection an L7
+   * entry allows is assigned to the proxy's listener on
+   * {listenerIP, proxy port} (egress), or hairpinned through the router link
+   * to from_hairpin, which does the same (ingress); without a listener it is
+   * refused with a reset. Before this, L7 connections are only marked. Takes
+   * effect for the next packet; attach from_hairpin (attachHairpin) and
+   * install the policy routing (installProxyRouting) first.
+   */
+  setProxyConfig(p: ProxyConfig): void {
+    const where = 'the proxy config';
+    if (!Number.isInteger(p.routerIfindex) || p.routerIfindex < 1 || p.routerIfindex > 0xffffffff) {
+      throw new MembraneError('MEMBRANE_E_USAGE', `${where}: routerIfindex ${p.routerIfindex} is not an interface index`);
+    }
+    let mac: number;
+    let listener: number;
+    try {
+      mac = macToNumber(p.routerMac);
+      listener = ipv4ToNumber(p.listenerIP);
+    } catch (e) {
+      throw new MembraneError('MEMBRANE_E_USAGE', `${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    if (listener === 0) throw new MembraneError('MEMBRANE_E_USAGE', `${where}: listenerIP 0.0.0.0 would turn the redirect off; use clearProxyConfig`);
+    this.writeConfig({ ...this.config(), router_ifindex: p.routerIfindex, router_mac: mac, pad: 0, proxy_listener: listener });
+  }
+
+  /** The proxy config in force, or undefined when L7 connections are only marked. */
+  proxyConfig(): ProxyConfig | undefined {
+    const c = this.config();
+    if (c.proxy_listener === 0) return undefined;
+    return { routerIfindex: c.router_ifindex, routerMac: numberToMac(c.router_mac), listenerIP: numberToIPv4(c.proxy_listener) };
+  }
+
+  /** Back to marking only (the proxy is gone for good, `membrane down`). */
+  clearProxyConfig(): void {
+    this.writeConfig({ ...this.config(), router_ifindex: 0, router_mac: 0, pad: 0, proxy_listener: 0 });
   }
 
   /** Attach from_container (tc ingress) and to_container (tc egress) to an endpoint's host-side veth. */
@@ -226,6 +289,34 @@ export class Datapath {
         // The interface is gone (a filter on an interface without one is reported as false).
         if ((e as { code?: string }).code !== 'ENODEV') throw e;
       }
+    }
+  }
+
+  /**
+   * Attach from_hairpin at tc ingress of the pod network's router link (the
+   * second half of the ingress L7 redirect). The filter goes with the link;
+   * detachHairpin removes it before.
+   */
+  attachHairpin(ifindex: number, name = `ifindex ${ifindex}`): void {
+    this.nb.tcAttach(ifindex, 'ingress', this.progs.fromHairpin, { handle: 1, priority: 1, replace: true, name: `from-hairpin to ${name}` });
+  }
+
+  /**
+   * Attach from_outside at tc ingress of a test host's veth (host side): a
+   * connection from outside to a pod whose ingress rule is L7 goes to the
+   * proxy before the host forwards it (bpf/lib/proxy.h). Detach with
+   * detachHairpin (the same slot), or let the link take it.
+   */
+  attachOutside(ifindex: number, name = `ifindex ${ifindex}`): void {
+    this.nb.tcAttach(ifindex, 'ingress', this.progs.fromOutside, { handle: 1, priority: 1, replace: true, name: `from-outside to ${name}` });
+  }
+
+  /** Detach from_hairpin (or from_outside); an interface without it, or gone, is left as it is. */
+  detachHairpin(ifindex: number): void {
+    try {
+      this.nb.tcDetach(ifindex, 'ingress', { handle: 1, priority: 1 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENODEV') throw e;
     }
   }
 

@@ -11,6 +11,8 @@ export * from './datapath.js';
 export * from './pod-ip-allocator.js';
 export * from './pod-network.js';
 export * from './safety-routes.js';
+export * from './proxy-routing.js';
+export * from './proxy-sockets.js';
 export * from './cgroup2.js';
 export * from './lb-map.js';
 export * from './lb-slot-plan.js';

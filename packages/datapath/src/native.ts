@@ -298,6 +298,20 @@ export interface NativeBinding {
   getOriginalDst(fd: number): OriginalDst;
 
   /**
+   * A nonblocking IPv4 TCP listener with IP_TRANSPARENT set before bind (it
+   * accepts what the datapath assigns it, for any destination), bound to
+   * address:port and listening (backlog default 511). Root. The fd is the
+   * caller's: see proxy-sockets.ts for handing it to a net.Server.
+   */
+  createTransparentListener(address: string, port: number, options?: { backlog?: number }): number;
+  /**
+   * A nonblocking, unconnected IPv4 TCP socket with IP_TRANSPARENT and
+   * SO_MARK = mark, bound to sourceAddress (which need not be local) and
+   * port 0 (chosen at connect). Root. See proxy-sockets.ts for connecting it.
+   */
+  createTransparentSocket(sourceAddress: string, mark: number): number;
+
+  /**
    * Attaches a program to a cgroup v2 directory (flags default
    * BPF_F_ALLOW_MULTI: after the programs already there, which stay). The
    * attachment outlives the process; EINVAL when this program is attached there already.

@@ -145,6 +145,7 @@ export class EndpointManager {
   private readonly ipcacheSync: IPCacheSync;
   private allocator: IdentityAllocator;
   private readonly proxy: ProxyPorts;
+  private ipcacheInForce: readonly IPCacheEntry[] = [];
 
   constructor(
     private readonly dp: EndpointDatapath,
@@ -291,7 +292,10 @@ export class EndpointManager {
     }
     if (!plan.partial) {
       for (const [epId, i] of [...this.installed]) if (!plan.endpoints.has(epId)) this.forget(i);
-      if (entries) this.ipcacheSync.sync(entries);
+      if (entries) {
+        this.ipcacheSync.sync(entries);
+        this.ipcacheInForce = entries;
+      }
       if (plan.identities) this.allocator = plan.identities;
     }
   }
@@ -308,6 +312,11 @@ export class EndpointManager {
     this.ipcacheSync.delete(`${i.ep.ipv4}/32`);
     if (i.map) this.dp.releasePolicy(i.map);
     this.installed.delete(i.ep.epId);
+  }
+
+  /** The ipcache the last full regeneration put in force. */
+  ipcache(): readonly IPCacheEntry[] {
+    return this.ipcacheInForce;
   }
 
   /** The identity an installed endpoint has. */

@@ -121,6 +121,20 @@ struct mbr_ct_value {
 
 #define MBR_CT_F_SEEN_REPLY (1u << 0)
 #define MBR_CT_F_CLOSING (1u << 1)
+/*
+ * The L7 proxy's own upstream connection (its first packet carried
+ * MBR_MARK_FROM_PROXY): replies to it are marked MBR_MARK_TO_PROXY, so they
+ * are delivered to the proxy's socket on this host instead of being routed
+ * to the client pod whose address the proxy borrowed.
+ */
+#define MBR_CT_F_PROXY_UPSTREAM (1u << 2)
+/*
+ * A local client's egress entry whose connection goes to the proxy for the
+ * destination's ingress L7 rule (l7 and proxy_port are that rule's; the
+ * cookie stays the client's egress entry's): the destination endpoint's
+ * to_container never sees the client's packets, only the proxy's upstream.
+ */
+#define MBR_CT_F_PEER_L7 (1u << 3)
 
 /* Conntrack lifetimes (Cilium's defaults). */
 #define MBR_CT_TCP_SYN_S 60ull
@@ -164,6 +178,8 @@ struct mbr_event {
 #define MBR_DROP_POLICY 133
 #define MBR_DROP_INVALID_PACKET 134
 #define MBR_DROP_UNSUPPORTED_L3 139
+#define MBR_DROP_PROXY_LOOKUP_FAILED 178 /* no proxy listens: the SYN is answered with a reset */
+#define MBR_DROP_PROXY_SET_FAILED 179	  /* the listener was found but could not be assigned: reset too */
 #define MBR_DROP_POLICY_DENY 181
 
 /* mbr_metrics: per-CPU array of counters, index = reason * 2 + direction (reason 0 = forwarded). */
@@ -181,13 +197,34 @@ struct mbr_config {
 	__u32 flags;
 	/* Wake the reader once this much event data waits; until then it polls. */
 	__u32 wakeup_bytes;
+	/*
+	 * The L7 redirect (proxy.h). proxy_listener 0: no proxy is configured,
+	 * and an L7 connection is only marked. router_ifindex 0: no hairpin, an
+	 * ingress L7 connection is only marked too. The router link is the pod
+	 * network's <prefix>r (it holds the pods' gateway); from_hairpin runs at
+	 * its tc ingress.
+	 */
+	__u32 router_ifindex;
+	__u8 router_mac[6];
+	__u16 pad;
+	__u32 proxy_listener; /* IPv4 of the proxy's listeners, network order */
 };
 
 /*
- * skb->mark of a connection bound for the L7 proxy: the low 16 bits hold
- * MBR_MARK_TO_PROXY, the high 16 bits the proxy port.
+ * skb->mark, low 16 bits (MBR_MARK_MASK):
+ *   MBR_MARK_TO_PROXY    set by the programs: deliver on this host (policy
+ *                        routing: fwmark 0x0a00/0xffff -> a table whose
+ *                        only route is `local 0.0.0.0/0 dev lo`); the high
+ *                        16 bits hold the proxy port (0 on replies to the
+ *                        proxy's upstream connections);
+ *   MBR_MARK_FROM_PROXY  set by the proxy (SO_MARK) on its upstream
+ *                        sockets: never redirected again, judged by policy
+ *                        like any new connection.
+ * A pod cannot forge either: crossing into the root namespace (veth) clears
+ * skb->mark.
  */
 #define MBR_MARK_TO_PROXY 0x0a00
+#define MBR_MARK_FROM_PROXY 0x0b00
 #define MBR_MARK_MASK 0xffff
 
 #endif

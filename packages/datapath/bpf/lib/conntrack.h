@@ -16,7 +16,8 @@
  *     CT_NEW, and recorded anew when allowed); the agent's sweep deletes
  *     such entries, the programs never do;
  *   - the entry keeps what the first packet's verdict decided (the policy
- *     entry's cookie, L7 parser and proxy port), so later packets follow it
+ *     entry's cookie, L7 parser and proxy port, and whether the L7 proxy
+ *     opened it: MBR_CT_F_PROXY_UPSTREAM), so later packets follow it
  *     without a policy lookup. State of a later translation (service NAT)
  *     belongs in the entry too, found by the same two lookups.
  */
@@ -134,9 +135,12 @@ established:
 	return CT_ESTABLISHED;
 }
 
-/* Records the connection this packet opens, allowed by policy entry pv, towards peer_id. */
+/*
+ * Records the connection this packet opens, allowed by policy entry pv,
+ * towards peer_id, with MBR_CT_F_* flags (MBR_CT_F_PROXY_UPSTREAM or 0).
+ */
 static __always_inline void ct_create(const struct mbr_ct_key *tuple, const struct flow *f, __u64 now, __u32 peer_id,
-				      const struct mbr_policy_value *pv)
+				      const struct mbr_policy_value *pv, __u8 flags)
 {
 	/* Zeroed whole: the update reads the tail padding too, and the verifier refuses uninitialised stack. */
 	struct mbr_ct_value ct = {};
@@ -148,6 +152,7 @@ static __always_inline void ct_create(const struct mbr_ct_key *tuple, const stru
 	ct.packets_fwd = 1;
 	ct.proxy_port = pv->proxy_port;
 	ct.l7 = pv->l7;
+	ct.flags = flags;
 	bpf_map_update_elem(&mbr_ct, tuple, &ct, BPF_ANY);
 }
 

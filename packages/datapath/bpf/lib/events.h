@@ -63,4 +63,17 @@ static __always_inline int drop(struct __sk_buff *skb, const struct flow *f, con
 	return TC_ACT_SHOT;
 }
 
+/*
+ * A connection the L7 redirect refused (no proxy listens): counted and
+ * reported as a drop for reason, while the packet itself, turned into a
+ * reset, leaves with verdict.
+ */
+static __always_inline int refused(struct __sk_buff *skb, const struct flow *f, const struct mbr_endpoint *ep, __u8 dir,
+				   __u16 reason, __u32 peer_id, const struct mbr_policy_value *pv, int verdict)
+{
+	count(reason, dir, f->len);
+	emit(skb, f, ep, dir, MBR_EVENT_DROP, reason, peer_id, pv, 0);
+	return verdict;
+}
+
 #endif

@@ -16,7 +16,7 @@ import { buildPacket, type PacketSpec } from './packets.js';
 
 export const LO_IFINDEX = 1;
 
-export type LxcProgram = 'from_container' | 'to_container';
+export type LxcProgram = 'from_container' | 'to_container' | 'from_outside';
 
 export interface LxcRunOptions {
   /**
@@ -60,7 +60,7 @@ export class LxcHarness {
     // Whatever earlier runs left in the ring is not this run's.
     this.drain();
     const data = Buffer.isBuffer(packet) ? packet : buildPacket(packet);
-    const fd = prog === 'from_container' ? this.dp.progs.fromContainer : this.dp.progs.toContainer;
+    const fd = { from_container: this.dp.progs.fromContainer, to_container: this.dp.progs.toContainer, from_outside: this.dp.progs.fromOutside }[prog];
     const layout = this.dp.nb.skBuffLayout;
     const ctxIn = opts.ctx ? encodeSkBuff({ ifindex: LO_IFINDEX, ...opts.ctx }, layout) : undefined;
     const r = this.dp.nb.progTestRun(fd, data, ctxIn ? { ctxIn } : {});

@@ -16,13 +16,16 @@ export interface PacketSpec {
   icmpType?: number;
   icmpId?: number;
   payload?: Buffer;
+  /** TCP options after the 20-byte header (a multiple of 4 bytes; the data offset follows). */
+  tcpOptions?: Buffer;
   /** Override the IP protocol number (for unknown protocols). */
   ipProto?: number;
 }
 
 export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
 
-function checksum(b: Buffer, initial = 0): number {
+/** The Internet checksum of b (RFC 1071), started from initial; 0 over bytes that include a right checksum. */
+export function checksum(b: Buffer, initial = 0): number {
   let sum = initial;
   for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
   if (b.length % 2) sum += b[b.length - 1]! << 8;
@@ -30,7 +33,8 @@ function checksum(b: Buffer, initial = 0): number {
   return ~sum & 0xffff;
 }
 
-function pseudo(src: number, dst: number, proto: number, len: number): number {
+/** The sum of the IPv4 pseudo header, to start a TCP or UDP checksum with. */
+export function pseudo(src: number, dst: number, proto: number, len: number): number {
   return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + len;
 }
 
@@ -43,15 +47,19 @@ export function buildPacket(p: PacketSpec): Buffer {
   switch (p.proto) {
     case 'tcp': {
       protoNum = 6;
-      l4 = Buffer.alloc(20 + payload.length);
+      const opts = p.tcpOptions ?? Buffer.alloc(0);
+      if (opts.length % 4 !== 0 || opts.length > 40) throw new RangeError(`TCP options of ${opts.length} bytes: a multiple of 4, at most 40`);
+      const hlen = 20 + opts.length;
+      l4 = Buffer.alloc(hlen + payload.length);
       l4.writeUInt16BE(p.sport ?? 40000, 0);
       l4.writeUInt16BE(p.dport ?? 80, 2);
       l4.writeUInt32BE(1000, 4);
       l4.writeUInt32BE(p.flags !== undefined && p.flags & TCP.ACK ? 2000 : 0, 8);
-      l4[12] = 5 << 4;
+      l4[12] = (hlen / 4) << 4;
       l4[13] = p.flags ?? TCP.SYN;
       l4.writeUInt16BE(65535, 14);
-      payload.copy(l4, 20);
+      opts.copy(l4, 20);
+      payload.copy(l4, hlen);
       l4.writeUInt16BE(checksum(l4, pseudo(src, dst, 6, l4.length)), 16);
       break;
     }
