@@ -6,6 +6,7 @@
  * controllers/, pods/ (plumbing, containers, readiness), views/, api/.
  */
 import type { StatusResponse } from '@membrane/api';
+import { fileURLToPath } from 'node:url';
 import { Datapath, PodNetwork, ServiceDatapath, TestHosts, installSafetyRoutes } from '@membrane/datapath';
 import { EndpointManager } from '@membrane/endpoint';
 import { IdentityAllocator, type IdentitySnapshot } from '@membrane/identity';
@@ -32,6 +33,14 @@ import { teardown } from './teardown.js';
 import { VERSION } from './views/status-view.js';
 import { agentApi } from './api/agent-api.js';
 import { WorkQueue } from './work-queue.js';
+import { ProxyHub } from './proxy/proxy-hub.js';
+import { PROXY_LISTENER_IP, disableProxyRedirect, enableProxyRedirect } from './proxy/proxy-redirect.js';
+import { ProxySupervisor } from './proxy/proxy-supervisor.js';
+import { podNamedPorts } from './pods/endpoint-specs.js';
+import type { ProcessRef } from './workloads/container-process.js';
+
+/** The L7 proxy's entry (packages/proxy), which the agent starts. */
+export const PROXY_MAIN = fileURLToPath(import.meta.resolve('@membrane/proxy/main'));
 import { defaultProcessRunner } from './workloads/container-process.js';
 import { runProbe } from './workloads/probe.js';
 
@@ -59,6 +68,8 @@ export class Agent {
   private supervisor!: ContainerSupervisor;
   private applier!: Applier;
   private api!: ApiServer;
+  private proxyHub!: ProxyHub;
+  private proxy?: ProxySupervisor;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -83,9 +94,14 @@ export class Agent {
     cell('service load balancer', () => (this.serviceDatapath = ServiceDatapath.open({ pinRoot: config.pinRoot })), () => this.serviceDatapath?.close());
     cell('pod network', async () => (this.podNet = await PodNetwork.open({ cidr: config.podCIDR, names: { linkPrefix: `${config.namePrefix}_`, netnsPrefix: `${config.namePrefix}_pod_` }, hostAddresses: [this.dnsIP] })));
     cell('test hosts', () => (this.testHosts = new TestHosts({ linkPrefix: `${config.namePrefix}_`, netnsPrefix: `${config.namePrefix}_host_` }, this.podNet.routerIP)), () => this.testHosts?.removeAll());
+    cell('L7 proxy redirect', () => this.startRedirect());
     cell('workloads', () => this.startWorkloads(), () => this.stopWorkloads());
     cell('cluster DNS', () => this.startDns(), () => this.dns?.stop());
-    cell('API', () => this.startApi(), () => this.api?.stop());
+    cell('API', () => this.startApi(), () => {
+      this.proxyHub?.close();
+      return this.api?.stop();
+    });
+    cell('L7 proxy', () => this.startProxy(), () => this.proxy?.detach());
   }
 
   private async startStore(): Promise<void> {
@@ -112,7 +128,7 @@ export class Agent {
 
   private async startWorkloads(): Promise<void> {
     const snapshot = await this.store.getState<IdentitySnapshot>('identities');
-    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot) });
+    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), ...(this.config.proxyPort ? { proxy: { http: this.config.proxyPort } } : {}) });
     this.supervisor = new ContainerSupervisor({ runner: defaultProcessRunner, queue: this.queue, logDir: `${this.config.stateDir}/logs`, changed: (rt) => this.podChanged(rt) });
     const snapshotOfServices = await this.store.getState<AddressingSnapshot>('services');
     const etc = (this.etc = netnsResolvConf(() => this.services.addressing.dnsIP));
@@ -142,9 +158,16 @@ export class Agent {
       await this.applier.assignClusterIPs();
       for (const p of await this.services.sync()) this.problems.add(p);
     });
+    this.proxyHub = new ProxyHub({
+      policies: () => this.policies.repo.list(),
+      identities: () => this.endpoints.identities.list(),
+      ipcache: () => this.endpoints.ipcache(),
+      endpoints: () => this.pods.list().map((rt) => ({ epId: rt.state.epId, ip: rt.state.ip, name: `${rt.state.namespace}/${rt.state.name}`, identity: this.endpoints.identityOf(rt.state.epId)?.id, namedPorts: podNamedPorts(rt.manifest) })),
+    });
     const prober = new ReadinessProber(runProbe, this.queue, (rt) => this.supervisor.settle(rt));
     this.monitor = setInterval(() => {
       this.queue.post('watch containers', () => this.supervisor.poll(this.pods.endpoints()));
+      this.proxyHub.refresh();
       prober.round(this.pods.list()).catch((e: unknown) => this.problems.add(`readiness probes: ${String(e)}`));
     }, PROBE_TICK_MS);
     this.monitor.unref();
@@ -187,10 +210,30 @@ export class Agent {
       agent: () => ({ state: this.state, startedAt: this.startedAt, apiPort: this.api?.port ?? 0 }),
       shutdown: (t) => this.shutdownRequested?.(t),
       testHosts: this.testHosts,
+      proxy: { hub: this.proxyHub, process: () => this.proxy?.status(), listener: this.config.proxyPort ? `${PROXY_LISTENER_IP}:${this.config.proxyPort}` : '' },
     });
     this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
     this.state = 'ready';
+  }
+
+  private async startRedirect(): Promise<void> {
+    if (!this.config.proxyPort) return;
+    await enableProxyRedirect(this.datapath, this.podNet.routerIf, this.config.namePrefix, (w) => this.problems.add(w));
+  }
+
+  private async startProxy(): Promise<void> {
+    if (!this.config.proxyPort) return;
+    this.proxy = new ProxySupervisor({
+      main: PROXY_MAIN,
+      args: ['--socket', this.config.socketPath, '--port', String(this.config.proxyPort), '--listen', PROXY_LISTENER_IP],
+      logDir: `${this.config.stateDir}/logs`,
+      previous: await this.store.getState<ProcessRef>('proxy'),
+      save: (ref) => this.store.setState('proxy', ref),
+      problem: (p) => this.problems.add(p),
+      progress: this.progress,
+    });
+    await this.proxy.start();
   }
 
   async start(): Promise<void> {
@@ -208,6 +251,8 @@ export class Agent {
     if (removeEverything) {
       if (this.monitor) clearInterval(this.monitor);
       await this.dns?.stop();
+      await this.proxy?.terminate();
+      for (const p of await disableProxyRedirect(this.datapath, this.podNet?.routerIf ?? `${this.config.namePrefix}_r`, this.config.namePrefix)) this.progress(`down: ${p}`);
       const problems = await this.queue.run(() => teardown({ store: this.store, pods: this.pods, endpoints: this.endpoints, datapath: this.datapath, serviceDatapath: this.serviceDatapath, podNet: this.podNet, pinRoot: this.config.pinRoot, ownRails: [this.config.podCIDR, this.config.serviceCIDR], etc: this.etc, netnsPrefix: `${this.config.namePrefix}_pod_` }));
       for (const p of problems) this.progress(`down: ${p}`);
     }

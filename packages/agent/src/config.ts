@@ -20,7 +20,11 @@ export interface AgentConfig {
   namePrefix: string;
   /** Capacity of each endpoint's policy map (tests make it small; default: the datapath's 65,536). */
   policyMapMaxEntries?: number;
+  /** The L7 proxy's listener port on 127.0.0.1, which HTTP entries name (0: no proxy; L7 rules enforced at L4 only). */
+  proxyPort: number;
 }
+
+export const DEFAULT_PROXY_PORT = 15001;
 
 export const DEFAULT_STATE_DIR = '/var/lib/membrane';
 
@@ -37,6 +41,7 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     dnsUpstreams: flags.dnsUpstreams ?? (env['MEMBRANE_DNS_UPSTREAM'] ? env['MEMBRANE_DNS_UPSTREAM'].split(',') : hostResolvers()),
     pinRoot: flags.pinRoot ?? env['MEMBRANE_PIN_ROOT'] ?? '/sys/fs/bpf/membrane',
     namePrefix,
+    proxyPort: flags.proxyPort ?? proxyPortOf(env['MEMBRANE_PROXY_PORT']),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }
@@ -51,4 +56,11 @@ export function hostResolvers(path = '/etc/resolv.conf'): string[] {
   } catch {
     return [];
   }
+}
+
+function proxyPortOf(v: string | undefined): number {
+  if (v === undefined || v === '') return DEFAULT_PROXY_PORT;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`MEMBRANE_PROXY_PORT "${v}" is not a port (0 to 65535; 0: no L7 proxy)`);
+  return n;
 }

@@ -85,7 +85,18 @@ export interface StatusResponse {
   identities: { total: number };
   services: { total: number; frontends: number; serviceCIDR: string; dns: string };
   observer: { flowsSeen: number; bufferSize: number; lostEvents: number };
-  proxy: { state: string };
+  /** The L7 proxy: its process, the policy snapshot it judges by, its listener and events. */
+  proxy: {
+    state: string;
+    pid?: number;
+    origin?: 'started' | 'adopted';
+    restarts?: number;
+    /** Where it listens (127.0.0.1:port) for the connections the datapath steers to it. */
+    listener?: string;
+    /** The policy snapshot revision the agent has, and the one the proxy said it has in force. */
+    snapshot?: { revision: number; applied: number };
+    events?: { received: number; lost: number };
+  };
   /** What the agent could not do and wants a person to know: stored objects it skipped, cleanups that failed. */
   problems: string[];
   versions: { membrane: string; node: string; kernel: string; libbpf: string };

@@ -138,6 +138,13 @@ export async function proxyRoutingWarnings(routerIf?: string): Promise<string[]>
   ];
 }
 
+/** A table and a rule priority of an agent's own, from its name prefix (stable across restarts, apart for two agents). */
+export function proxyRoutingSlot(namePrefix: string): { table: number; priority: number } {
+  let h = 2166136261;
+  for (const ch of namePrefix) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return { table: 0x6d620000 + (h & 0xffff), priority: 9000 + (h % 9000) };
+}
+
 /** Adds the rule and the route unless present (refusing a priority or table of someone else's); sets rp_filter 0 on the router link. */
 export async function installProxyRouting(opts: ProxyRoutingOptions): Promise<ProxyRoutingReport> {
   check(opts);

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { proxyRoutingSlot } from '@membrane/datapath';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const MEMBRANE = join(REPO_ROOT, 'bin/membrane');
@@ -29,6 +30,9 @@ export class CliAgent {
   readonly pinRoot: string;
   readonly prefix: string;
   readonly env: NodeJS.ProcessEnv;
+  /** The L7 proxy's port of this agent (its own, so test files never share one). */
+  readonly proxyPort: number;
+  private readonly proxyPids = new Set<number>();
   private readonly workloads = new Set<number>();
   private agentPid: number | undefined;
   private readonly agentPids = new Set<number>();
@@ -39,7 +43,8 @@ export class CliAgent {
     this.stateDir = join(this.dir, 'state');
     this.prefix = `mbr${opts.tag}`;
     this.pinRoot = `/sys/fs/bpf/mbr-${opts.tag}-${process.pid}`;
-    this.env = { ...process.env, MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_SERVICE_CIDR: opts.serviceCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
+    this.proxyPort = 20000 + ((process.pid * 31 + [...opts.tag].reduce((h, c) => h * 37 + c.charCodeAt(0), 0)) % 20000);
+    this.env = { ...process.env, MEMBRANE_PROXY_PORT: String(this.proxyPort), MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_SERVICE_CIDR: opts.serviceCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
   }
 
   run(...args: string[]): SpawnSyncReturns<string> {
@@ -59,13 +64,22 @@ export class CliAgent {
 
   up(): string {
     const out = this.ok('up', '--api-port', '0');
-    this.agentPid = this.json<{ agent: { pid: number } }>('status').agent.pid;
+    const s = this.json<{ agent: { pid: number }; proxy: { pid?: number } }>('status');
+    this.agentPid = s.agent.pid;
     this.agentPids.add(this.agentPid);
+    if (s.proxy.pid) this.proxyPids.add(s.proxy.pid);
     return out;
   }
 
   get pid(): number | undefined {
     return this.agentPid;
+  }
+
+  /** Remember the L7 proxy's process now (a restarted one too: checked by `leaks`). */
+  noteProxy(): number | undefined {
+    const pid = this.json<{ proxy: { pid?: number } }>('status').proxy.pid;
+    if (pid) this.proxyPids.add(pid);
+    return pid;
   }
 
   /** The pods' network namespaces (by this agent's names). */
@@ -86,6 +100,11 @@ export class CliAgent {
   /** `membrane down` (noting the workloads first), then the state directory goes. */
   down(): SpawnSyncReturns<string> {
     this.noteWorkloads();
+    try {
+      this.noteProxy();
+    } catch {
+      // No agent answers: nothing more to note.
+    }
     return this.run('down');
   }
 
@@ -102,7 +121,12 @@ export class CliAgent {
     }
     for (const l of spawnSync('ls', ['/etc/netns'], { encoding: 'utf8' }).stdout.split('\n')) if (l.startsWith(`${this.prefix}_`)) out.push(`/etc/netns/${l}`);
     if (existsSync(this.pinRoot) && readdirSync(this.pinRoot).length) out.push(`pins ${this.pinRoot}: ${readdirSync(this.pinRoot).join(', ')}`);
-    for (const pid of [...this.workloads, ...this.agentPids]) {
+    const { table, priority } = proxyRoutingSlot(this.prefix);
+    for (const l of spawnSync('ip', ['rule', 'show'], { encoding: 'utf8' }).stdout.split('\n')) {
+      if (l.startsWith(`${priority}:`) || l.includes(`lookup ${table}`)) out.push(`rule ${l.trim()}`);
+    }
+    if (spawnSync('ip', ['route', 'show', 'table', String(table)], { encoding: 'utf8' }).stdout.trim()) out.push(`routes in table ${table}`);
+    for (const pid of [...this.workloads, ...this.agentPids, ...this.proxyPids]) {
       if (existsSync(`/proc/${pid}`) && !readStat(pid).startsWith('Z')) out.push(`process ${pid}`);
     }
     return out;

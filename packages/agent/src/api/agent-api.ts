@@ -1,6 +1,7 @@
 /** The REST API's answers, from the agent's parts (views over them; changes go to the applier). */
 import { MembraneError, type StatusResponse } from '@membrane/api';
-import type { Datapath, TestHosts } from '@membrane/datapath';
+import { linkShow, type Datapath, type TestHosts } from '@membrane/datapath';
+import type { L7HttpEvent } from '@membrane/proxy';
 import type { EndpointManager } from '@membrane/endpoint';
 import type { Repository } from '@membrane/policy';
 import type { Applier } from '../apply/applier.js';
@@ -9,6 +10,8 @@ import { containerLogPath } from '../pods/container-supervisor.js';
 import type { PodManager } from '../pods/pod-manager.js';
 import type { PodRuntime } from '../pods/pod-runtime.js';
 import type { ProblemLog } from '../problem-log.js';
+import type { ProxyHub } from '../proxy/proxy-hub.js';
+import type { ProxyProcessStatus } from '../proxy/proxy-supervisor.js';
 import type { ServiceManager } from '../services/service-manager.js';
 import type { StoreReader } from '../store/index.js';
 import { endpointList, identityList } from '../views/endpoint-view.js';
@@ -30,7 +33,16 @@ export interface AgentParts {
   agent: () => { state: StatusResponse['agent']['state']; startedAt: string; apiPort: number };
   shutdown: (teardown: boolean) => void;
   testHosts: TestHosts;
+  proxy: {
+    hub: ProxyHub;
+    /** The proxy process (undefined: not started, e.g. no proxy port). */
+    process: () => ProxyProcessStatus | undefined;
+    listener: string;
+  };
 }
+
+/** How long an apply waits for the proxy to put the new policy in force. */
+const PROXY_SETTLE_MS = 3000;
 
 function podOf(pods: PodManager, namespace: string, name: string): PodRuntime {
   const rt = pods.get(namespace, name);
@@ -55,10 +67,19 @@ export function agentApi(p: AgentParts): AgentApi {
         identities: p.endpoints.identities.list().length,
         services: { total: new Set(p.services.list().map((f) => f.service)).size, frontends: p.services.list().length, serviceCIDR: p.config.serviceCIDR, dns: p.services.addressing.dnsIP },
         problems: p.problems.list(),
+        proxy: proxyStatus(p),
       });
     },
-    apply: (r) => p.applier.apply(r),
-    delete: (r) => p.applier.delete(r),
+    apply: async (r) => {
+      const out = await p.applier.apply(r);
+      await settleProxy(p);
+      return out;
+    },
+    delete: async (r) => {
+      const out = await p.applier.delete(r);
+      await settleProxy(p);
+      return out;
+    },
     objects: (kind, ns, name) => listObjects(p.store, p.pods, kind, ns, name, p.services),
     endpoints: () => endpointList(p.pods, p.endpoints, (i) => p.datapath.getEndpoint(i) !== undefined),
     identities: () => identityList(p.endpoints),
@@ -79,6 +100,9 @@ export function agentApi(p: AgentParts): AgentApi {
     addTestHost: async (req) => {
       if (typeof req?.ip !== 'string') throw new MembraneError('MEMBRANE_E_USAGE', 'a test host needs an ip');
       const h = await p.testHosts.add(req.ip, typeof req.name === 'string' ? req.name : req.ip);
+      // Connections from outside to an ingress L7 port go to the proxy at the host end of the test host's veth.
+      const link = await linkShow(h.hostIf);
+      if (link) p.datapath.attachOutside(link.ifindex, h.hostIf);
       return { name: h.name, ip: h.ip, netns: h.netns };
     },
     removeTestHosts: async () => {
@@ -86,5 +110,24 @@ export function agentApi(p: AgentParts): AgentApi {
       await p.testHosts.removeAll();
       return { removed: n };
     },
+    proxySnapshot: (after) => p.proxy.hub.poll(after),
+    proxyEvents: (b) => {
+      const events = Array.isArray(b.events) ? (b.events as L7HttpEvent[]) : [];
+      p.proxy.hub.receive(events, typeof b.lost === 'number' ? b.lost : 0);
+      return { accepted: events.length };
+    },
   };
+}
+
+async function settleProxy(p: AgentParts): Promise<void> {
+  if (!(await p.proxy.hub.settle(PROXY_SETTLE_MS))) p.problems.add(`the L7 proxy did not confirm policy revision ${p.proxy.hub.current().revision} within ${PROXY_SETTLE_MS} ms`);
+}
+
+function proxyStatus(p: AgentParts): StatusResponse['proxy'] {
+  const proc = p.proxy.process();
+  const hub = p.proxy.hub.status();
+  const base = { listener: p.proxy.listener, snapshot: { revision: hub.revision, applied: hub.applied }, events: { received: hub.events.received, lost: hub.events.lost } };
+  if (!proc) return { state: 'disabled (no proxy port): HTTP and DNS rules are enforced at L4 only', ...base };
+  const state = proc.state === 'running' ? (p.proxy.hub.connected() ? 'running' : 'running (not connected to the agent yet)') : proc.state;
+  return { state, ...(proc.pid !== undefined ? { pid: proc.pid } : {}), ...(proc.origin ? { origin: proc.origin } : {}), restarts: proc.restarts, ...base };
 }

@@ -18,6 +18,9 @@ export interface AgentApi {
   execTarget(namespace: string, name: string): ExecTarget;
   logsPath(namespace: string, name: string, container?: string): string;
   shutdown(teardown: boolean): void;
+  /** The L7 proxy's long poll: a policy snapshot newer than `after` (which it has in force). */
+  proxySnapshot(after: number): Promise<unknown>;
+  proxyEvents(batch: { events?: unknown[]; lost?: number }): { accepted: number };
 }
 
 /** Copy what was appended to a file since `offset`, in bounded chunks. Returns the new offset. */
@@ -51,6 +54,8 @@ export function agentRoutes(a: AgentApi): Route[] {
     { method: 'GET', path: '/v1/services', handler: () => a.services() },
     { method: 'POST', path: '/v1/testhosts', handler: (r) => a.addTestHost(r.body as { name: string; ip: string }) },
     { method: 'DELETE', path: '/v1/testhosts', handler: () => a.removeTestHosts() },
+    { method: 'GET', path: '/v1/proxy/snapshot', handler: (r) => a.proxySnapshot(Number(r.query.get('after') ?? 0) || 0) },
+    { method: 'POST', path: '/v1/proxy/events', handler: (r) => a.proxyEvents((r.body ?? {}) as { events?: unknown[]; lost?: number }) },
     { method: 'GET', path: '/v1/pods/:namespace/:name/exec', handler: (r) => a.execTarget(r.params['namespace']!, r.params['name']!) },
     {
       method: 'GET',

@@ -16,6 +16,7 @@ export interface StatusInputs {
   identities: number;
   services: StatusResponse['services'];
   problems: readonly string[];
+  proxy: StatusResponse['proxy'];
 }
 
 export function statusView(s: StatusInputs): StatusResponse {
@@ -28,13 +29,13 @@ export function statusView(s: StatusInputs): StatusResponse {
   return {
     agent: s.agent,
     api: s.api,
-    datapath: { pinRoot: s.pinRoot, podCIDR: s.podCIDR, programs: 'from-container, to-container', lostEvents: s.lostEvents },
+    datapath: { pinRoot: s.pinRoot, podCIDR: s.podCIDR, programs: 'from-container, to-container, from-hairpin, from-outside', lostEvents: s.lostEvents },
     endpoints: s.endpoints,
     policies: s.policies,
     identities: { total: s.identities },
     services: s.services,
     observer: { flowsSeen: 0, bufferSize: 0, lostEvents: 0 },
-    proxy: { state: 'not implemented yet (HTTP and DNS rules are enforced at L4 only)' },
+    proxy: s.proxy,
     problems: [...s.problems],
     versions: { membrane: VERSION, node: process.version, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), libbpf },
   };
