@@ -20,9 +20,12 @@
  * server inside); an outside peer given as the world entity gets one at a
  * documentation address no policy of the scenario names.
  *
+ * HTTP probes are real requests, judged by the L7 proxy where a rule sends
+ * them there: allowed = the probe server's 200, denied = the proxy's 403 or
+ * a drop at L3/L4.
+ *
  * Not made live yet, reported as SKIPPED with the reason (never passed):
- * HTTP and DNS probes and probes to peers known by FQDN (no L7 and DNS
- * proxy yet), the host and other reserved entities (nothing on one machine
+ * DNS probes and probes to peers known by FQDN (no DNS proxy yet), the host and other reserved entities (nothing on one machine
  * has their identity), an outside address outside the documentation
  * ranges, a pod probing itself, SCTP, and ICMP types other than 8 and 13.
  */
@@ -47,7 +50,7 @@ const PROBE_CLIENT = resolve(LIVE_DIR, 'probe-client.js');
 /** The port a pod with no TCP port to serve listens on for its readiness probe. */
 const READINESS_PORT = 65431;
 
-export const SKIP_L7 = 'L7 proxy not implemented yet';
+export const SKIP_DNS = 'DNS probes need the DNS proxy (not implemented yet)';
 export const SKIP_SELF = 'a pod probing itself never crosses its veth';
 export const SKIP_SCTP = 'SCTP is not probed live (Node has no SCTP sockets)';
 const skipIcmpType = (t: number) => `ICMP type ${t} is not probed live (only types 8 and 13 are answered by the kernel)`;
@@ -82,7 +85,7 @@ function endpointKey(s: Scenario, name: string): string | undefined {
 
 /** Why a probe cannot be made live yet, or undefined when it can. */
 function skipReason(s: Scenario, p: ScenarioProbe): string | undefined {
-  if (p.http || p.dns) return SKIP_L7;
+  if (p.dns) return SKIP_DNS;
   for (const side of [p.from, p.to]) {
     if (endpointKey(s, side)) continue;
     const a = outsideAddress(s, side);
@@ -258,7 +261,7 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
       const from = peerKey(p.from);
       const list = byClient.get(from) ?? [];
       byClient.set(from, list);
-      list.push({ id: p.index, protocol: p.protocol as LiveProbe['protocol'], ip: ips.get(peerKey(p.to))!, ...(p.protocol === 'ICMP' ? { icmpType: p.icmp?.type ?? 8 } : { port: p.port! }) });
+      list.push({ id: p.index, protocol: p.protocol as LiveProbe['protocol'], ip: ips.get(peerKey(p.to))!, ...(p.protocol === 'ICMP' ? { icmpType: p.icmp?.type ?? 8 } : { port: p.port! }), ...(p.http ? { http: { method: p.http.method ?? 'GET', path: p.http.path ?? '/', ...(p.http.host ? { host: p.http.host } : {}), ...(p.http.headers ? { headers: p.http.headers } : {}) } } : {}) });
     }
     const results = await Promise.all([...byClient].map(([from, probes]) => runProbeClient(netns.get(from)!, probes)));
     for (const o of results.flat()) outcomes.set(o.id, o);

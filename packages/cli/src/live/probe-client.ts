@@ -7,6 +7,9 @@
  *   TCP   one connection attempt; allowed = connected and the payload came
  *         back, denied = no connection within TCP_CONNECT_TIMEOUT_MS (a
  *         dropped SYN gives a timeout, never a refusal);
+ *   HTTP  one request on one connection: allowed = the probe server's 200,
+ *         denied = the L7 proxy's 403 "Access denied", or no connection
+ *         (dropped at L3/L4);
  *   UDP   a datagram (resent every UDP_RESEND_MS) and its echo;
  *   ICMP  type 8 with `ping -c 1 -W 1`; type 13 (timestamp) through a raw
  *         socket in python3, waiting for the kernel's timestamp reply (14).
@@ -17,7 +20,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { ICMP_TIMEOUT_S, TCP_CONNECT_TIMEOUT_MS, UDP_RESEND_MS, UDP_TIMEOUT_MS, type LiveOutcome, type LiveProbe } from './probe-protocol.js';
+import { HTTP_PROBE_BODY, ICMP_TIMEOUT_S, TCP_CONNECT_TIMEOUT_MS, UDP_RESEND_MS, UDP_TIMEOUT_MS, type LiveOutcome, type LiveProbe } from './probe-protocol.js';
 
 function outcome(p: LiveProbe, start: number, verdict: LiveOutcome['verdict'], detail: string, code?: string): LiveOutcome {
   return { id: p.id, verdict, detail, ...(code ? { code } : {}), ms: Math.round(performance.now() - start) };
@@ -56,6 +59,55 @@ function tcpProbe(p: LiveProbe): Promise<LiveOutcome> {
     });
     s.on('error', (e: NodeJS.ErrnoException) => finish('error', `${connected ? 'after connecting' : 'connect'}: ${e.message}`, e.code));
     s.on('close', () => finish('error', `closed by the peer after ${received} of ${payload.length} bytes`));
+  });
+}
+
+function httpProbe(p: LiveProbe): Promise<LiveOutcome> {
+  const start = performance.now();
+  const h = p.http!;
+  const headers = Object.entries(h.headers ?? {})
+    .filter(([k]) => k.toLowerCase() !== 'host')
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const request = `${h.method} ${h.path} HTTP/1.1\r\nhost: ${h.host ?? `${p.ip}:${p.port}`}\r\n${headers}connection: close\r\ncontent-length: 0\r\n\r\n`;
+  return new Promise((resolve) => {
+    let text = '';
+    let connected = false;
+    let finished = false;
+    const s = connect({ host: p.ip, port: p.port! });
+    const finish = (verdict: LiveOutcome['verdict'], detail: string, code?: string) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve(outcome(p, start, verdict, detail, code));
+    };
+    const judge = () => {
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1];
+      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+      // A HEAD answer has no body: its status says it all.
+      const head = h.method.toUpperCase() === 'HEAD';
+      if (status === '200' && (head || body.startsWith(HTTP_PROBE_BODY))) finish('allowed', `${h.method} ${h.path}: 200 from the server`);
+      else if (status === '403' && (head || body.startsWith('Access denied'))) finish('denied', `${h.method} ${h.path}: 403 Access denied (the L7 proxy)`);
+      else finish('error', `${h.method} ${h.path}: ${status ? `status ${status}: ${body.trim().slice(0, 80)}` : `no HTTP answer (${text.length} bytes)`}`);
+    };
+    let timer = setTimeout(() => finish('denied', `no connection within ${TCP_CONNECT_TIMEOUT_MS} ms`), TCP_CONNECT_TIMEOUT_MS);
+    s.setEncoding('latin1');
+    s.on('connect', () => {
+      connected = true;
+      clearTimeout(timer);
+      timer = setTimeout(() => judge(), 5000);
+      s.write(request);
+    });
+    s.on('data', (d: string) => {
+      text += d;
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, end))?.[1] ?? -1);
+      if (h.method.toUpperCase() === 'HEAD' || (length >= 0 && text.length >= end + 4 + length)) judge();
+    });
+    s.on('end', () => judge());
+    s.on('error', (e: NodeJS.ErrnoException) => finish('error', `${connected ? 'after connecting' : 'connect'}: ${e.message}`, e.code));
   });
 }
 
@@ -162,7 +214,7 @@ async function rawIcmpProbe(p: LiveProbe): Promise<LiveOutcome> {
 function probe(p: LiveProbe): Promise<LiveOutcome> {
   switch (p.protocol) {
     case 'TCP':
-      return tcpProbe(p);
+      return p.http ? httpProbe(p) : tcpProbe(p);
     case 'UDP':
       return udpProbe(p);
     case 'ICMP':

@@ -16,7 +16,12 @@ export interface LiveProbe {
   icmpType?: number;
   /** TCP and UDP: bytes sent and expected back (default 32). */
   bytes?: number;
+  /** TCP: one HTTP/1.1 request instead of the echo (the server answers it, the L7 proxy may first). */
+  http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
 }
+
+/** The probe server's answer to an HTTP request it receives (body), so a 200 from anything else is not taken for it. */
+export const HTTP_PROBE_BODY = 'probe-server: request served';
 
 export interface ServerPorts {
   tcp: number[];
