@@ -24,6 +24,7 @@ const COMMANDS: Record<string, Command> = {
   'policy test': policyTest,
   'policy validate': policyValidate,
   agent: { help: lc.agentHelp, run: lc.agent },
+  proxy: { help: lc.proxyHelp, run: lc.proxy },
   up: { help: lc.upHelp, run: lc.up },
   down: { help: lc.downHelp, run: lc.down },
   status: { help: lc.statusHelp, run: lc.status },
@@ -47,6 +48,7 @@ Usage: membrane COMMAND [ARGS] [FLAGS]
 Life cycle (root):
   up                                       start the agent in the background and wait until ready
   agent                                    run the agent in the foreground
+  proxy                                    run the L7 proxy in the foreground (the agent runs its own)
   down                                     stop the agent and remove everything it created
   status [-o json]                         like 'cilium status'
 

@@ -92,7 +92,7 @@ export async function demo(argv: readonly string[], io: Io): Promise<number> {
   }
   const s = ((performance.now() - t0) / 1000).toFixed(1);
   const status = await call<StatusResponse>('GET', '/v1/status');
-  const l7 = !/not implemented/.test(status.proxy.state);
+  const l7 = status.proxy.state === 'running' || status.proxy.state.startsWith('running ');
   io.out(`\nThe Star Wars demo is ready (${s}s). Try, as in Cilium's guide:
 
   membrane get pods
@@ -107,7 +107,7 @@ Only Imperial ships may land (L3/L4):
   membrane exec xwing -- curl -s -m 5 -XPOST deathstar.default.svc.cluster.local/v1/request-landing   # times out
   membrane exec tiefighter -- curl -s -XPUT deathstar.default.svc.cluster.local/v1/exhaust-port        # Panic: deathstar exploded
 
-And only the landing request (L7${l7 ? '' : ': the L7 proxy is not built yet, so HTTP rules hold at L3/L4 for now'}):
+And only the landing request (L7${l7 ? ', judged by the L7 proxy' : `: the L7 proxy is ${status.proxy.state}, so HTTP rules hold at L3/L4 only`}):
   membrane apply -f ${join(STARWARS_DIR, 'rule1-l7.yaml')}
   membrane exec tiefighter -- curl -s -XPUT deathstar.default.svc.cluster.local/v1/exhaust-port        # Access denied
 

@@ -54,6 +54,23 @@ export async function agent(argv: readonly string[], _io: Io): Promise<number> {
   return new Promise((res) => child.on('exit', (code) => res(code ?? 1)));
 }
 
+/** The L7 proxy's entry (packages/proxy: the agent starts it; the CLI does not import it). */
+export const PROXY_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../proxy/dist/main.js');
+
+export const proxyHelp = `Usage: membrane proxy --socket SOCKET --port N [--listen 127.0.0.1]
+
+Runs the L7 proxy in the foreground. The agent starts and supervises one
+itself ('membrane status' shows it); run this by hand only to debug one.`;
+
+export async function proxy(argv: readonly string[], _io: Io): Promise<number> {
+  requireRoot('membrane proxy');
+  const child = spawn(process.execPath, [PROXY_MAIN, ...argv], { stdio: 'inherit' });
+  const forward = (s: NodeJS.Signals) => child.kill(s);
+  process.on('SIGTERM', forward);
+  process.on('SIGINT', forward);
+  return new Promise((res) => child.on('exit', (code) => res(code ?? 1)));
+}
+
 export const upHelp = `Usage: membrane up [--state-dir DIR] [--pod-cidr CIDR] [--service-cidr CIDR] [--dns-upstream IP[:PORT],...] [--timeout 60s]
 
 Starts the agent in the background if it is not running and waits until it is
