@@ -165,6 +165,10 @@ async function runScenario(h: LxcHarness, file: string, firstEpId: number): Prom
         if (!ep) continue; // an outside peer (or the host): no endpoint program judges its side
         const want = side.summary!;
         const decided = side.decided!;
+        // A local destination's ingress L7 entry sends the connection to the proxy from the client's veth (PEER_L7): its
+        // map must be in force too. First, so that the subject's endpoint record (every endpoint here is on lo) is the one left.
+        const peerEp = side.prog === 'from_container' ? endpoints.get(side.peer) : undefined;
+        if (peerEp && peerEp !== ep) realizer.realize(peerEp, world.endpointPolicies.get(side.peer.name) ?? world.policies.get(peerEp.identity)!);
         realizer.realize(ep, world.endpointPolicies.get(side.subject.name) ?? world.policies.get(ep.identity)!);
         h.clearConntrack();
         const r = h.run(side.prog, probePacket(probe, src, dst), { ctx: { mark: 0 } });
@@ -184,9 +188,10 @@ async function runScenario(h: LxcHarness, file: string, firstEpId: number): Prom
           if (!gotAllowed && ev!.drop_reason !== decided.dropReason) problems.push(`drop reason ${ev!.drop_reason}, simulator ${decided.dropReason}`);
         }
         if (gotAllowed) {
-          const proxied = want.proxied;
+          const peerProxied = !!peerEp && peerEp !== ep && probe.protocol === 'TCP' && !!result.ingress?.proxied;
+          const proxied = want.proxied || peerProxied;
           const mark = r.mark ?? -1;
-          const marks = proxied ? (probe.dns ? [proxyMark(PROXY.dns)] : probe.http ? [proxyMark(PROXY.http)] : [proxyMark(PROXY.http), proxyMark(PROXY.dns)]) : [0];
+          const marks = proxied ? (peerProxied && !want.proxied ? [proxyMark(PROXY.http), proxyMark(PROXY.dns)] : probe.dns ? [proxyMark(PROXY.dns)] : probe.http ? [proxyMark(PROXY.http)] : [proxyMark(PROXY.http), proxyMark(PROXY.dns)]) : [0];
           if (!marks.includes(mark)) problems.push(`mark 0x${mark.toString(16)}, expected ${marks.map((m) => `0x${m.toString(16)}`).join(' or ')} (${proxied ? 'to the proxy' : 'L7-free'})`);
         }
         if (problems.length) counts.mismatches.push(`${basename(file)} ${name} [${dir} of ${side.subject.name}]: ${problems.join('; ')}`);

@@ -47,9 +47,8 @@ test('policy test --live: conformance files and an example pass, skipped probes 
   assert.equal(ok + skipped, total);
   // Outside peers are test hosts now: no probe is skipped for them.
   assert.doesNotMatch(r.stdout, /SKIPPED .*(outside|test host|landmark|ext ->)/);
-  if (existsSync(CONFORMANCE)) {
-    assert.match(r.stdout, /SKIPPED \S+starwars-l3l4\.yaml: probes\[0\] default\/tiefighter -> default\/deathstar 80\/TCP POST \/v1\/request-landing: L7 proxy not implemented yet/);
-  }
+  // HTTP probes are live (through the L7 proxy where a rule sends them there): nothing here is skipped.
+  assert.equal(skipped, 0, r.stdout);
   assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('SKIPPED ')).length, skipped, 'every skipped probe is named');
   assertNothingLeft();
 });
@@ -66,10 +65,12 @@ test('policy test --live -o json and -o table: per-probe verdicts, SKIPPED rows 
     assert.ok(p.reason, 'every probe has a reason');
     if (p.verdict !== 'skipped' && p.expect) assert.equal(p.verdict, p.expect);
   }
-  assert.ok(report!.probes.some((p) => p.verdict === 'skipped'));
-  const tbl = run('policy', 'test', '--live', '-o', 'table', file);
+  assert.ok(!report!.probes.some((p) => p.verdict === 'skipped'), 'HTTP probes are live');
+  assert.ok(report!.probes.some((p) => p.verdict === 'denied' && /403 Access denied \(the L7 proxy\)/.test(p.reason)), 'the proxy denied a request');
+  // DNS probes wait for the DNS proxy: SKIPPED rows with the reason.
+  const tbl = run('policy', 'test', '--live', '-o', 'table', join(root, 'examples/policy/dns-and-fqdn.yaml'));
   assert.equal(tbl.status, 0, tbl.stderr);
-  assert.match(tbl.stdout, /SKIPPED\s+\S+\s+L7 proxy not implemented yet/);
+  assert.match(tbl.stdout, /SKIPPED\s+\S+\s+DNS probes need the DNS proxy/);
   // A probe to an outside peer is a live verdict in the table (a test host answered or the policy dropped it).
   const icmp = run('policy', 'test', '--live', '-o', 'table', join(root, 'examples/policy/icmp-rules.yaml'));
   assert.equal(icmp.status, 0, icmp.stderr + icmp.stdout);
@@ -109,7 +110,7 @@ probes:
   const r = run('policy', 'test', '--live', join(dir, 'wrong.yaml'));
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /^MISMATCH \S+wrong\.yaml: probes\[1\] galaxy\/xwing -> galaxy\/deathstar 80\/TCP: expected allowed, got denied live \(no connection within 1500 ms\); simulated denied$/m);
-  assert.match(r.stdout, /1 scenario file\(s\) live, 3 probes: 1 as expected, 1 mismatched, 1 skipped/);
+  assert.match(r.stdout, /1 scenario file\(s\) live, 3 probes: 2 as expected, 1 mismatched, 0 skipped/);
   assertNothingLeft();
 
   writeFileSync(join(dir, 'invalid.yaml'), 'name: bad\nendpoints: []\npolicies: []\nprobes: [{from: x, to: y}]\n');
