@@ -170,12 +170,22 @@ export function createHttpProxy(o: HttpProxyOptions): Server {
       event(j.st, req, { ...j.v, reason: why }, 'ERROR', code, t0, j.path);
     };
     const up = httpRequest({ agent: j.st.agent, host: j.st.destination.ip, port: j.st.destination.port, method: req.method, path: j.path, headers, setHost: false });
-    const timer = setTimeout(() => {
-      fail(504, `no response from ${j.st.destination.ip}:${j.st.destination.port} within ${timeout} ms`);
-      up.destroy();
-    }, timeout);
+    // The upstream has `timeout` to answer once the request is sent; while the body streams, the clock restarts with every chunk.
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        fail(504, `no response from ${j.st.destination.ip}:${j.st.destination.port} within ${timeout} ms`);
+        up.destroy();
+      }, timeout);
+    };
+    arm();
+    req.on('data', arm);
+    up.on('finish', arm);
     up.on('response', (ur) => {
       clearTimeout(timer);
+      req.off('data', arm);
+      up.off('finish', arm);
       if (done) return ur.resume();
       const out: string[] = [];
       for (let i = 0; i + 1 < ur.rawHeaders.length; i += 2) {
