@@ -6,16 +6,14 @@
 // is left. The safety routes go in before the first pod. Names carry the
 // run: links `mbr<pid base 36>-…`, namespaces `mbrt<pid>-…`.
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { Cleanup } from './cleanup.js';
 import { ip, ipJson, linkShow, routeDelete, sysctlGet } from './netlink.js';
 import { PodAdoptError, PodNetwork, type Pod, type PodNetworkNames } from './pod-network.js';
 import { installSafetyRoutes, unreachableRoutes, type SafetyRoutes } from './safety-routes.js';
 import { IS_ROOT, requireRoot } from './test/privileged.js';
+import { nodeScript, runningLineProcesses, stopLineProcesses, stopProcess, type LineProcess } from './test/line-process.js';
 
 const NAMES: PodNetworkNames = { linkPrefix: `mbr${process.pid.toString(36)}-`, netnsPrefix: `mbrt${process.pid}-` };
 /** This test's own pod CIDR (never the agent's default 10.200.0.0/16). */
@@ -27,50 +25,6 @@ const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 // ---- processes in pods, started and stopped by PID -------------------------------------------
 
-interface InPod {
-  child: ChildProcess;
-  /** The next line the process prints. */
-  line(timeoutMs?: number): Promise<string>;
-  send(line: string): void;
-}
-
-const children = new Set<ChildProcess>();
-
-function inPod(pod: Pod, script: string, cleanup: Cleanup): InPod {
-  // `ip netns exec` execs in place: the PID is node's own.
-  const child = spawn('ip', ['netns', 'exec', pod.netns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  if (child.pid === undefined) throw new Error(`could not start a process in ${pod.netns}`);
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  cleanup.add(`process ${child.pid} in ${pod.netns}`, () => stop(child));
-  const queue: string[] = [];
-  const waiters: ((l: string) => void)[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => (waiters.length ? waiters.shift()!(l) : queue.push(l)));
-  return {
-    child,
-    line: (timeoutMs = 5000) =>
-      new Promise<string>((resolve, reject) => {
-        if (queue.length) return resolve(queue.shift()!);
-        const timer = setTimeout(() => reject(new Error(`no line from process ${child.pid} in ${pod.netns} within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push((l) => {
-          clearTimeout(timer);
-          resolve(l);
-        });
-      }),
-    send: (l) => void child.stdin!.write(`${l}\n`),
-  };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  try {
-    process.kill(child.pid!, 'SIGKILL');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-  }
-  await exited;
-}
 
 const SERVER = (host: string) => `
 const s = require('node:net').createServer((c) => c.pipe(c));
@@ -125,8 +79,8 @@ let net1: PodNetwork | undefined;
 let net2: PodNetwork | undefined;
 let a: Pod | undefined;
 let b: Pod | undefined;
-let server: InPod | undefined;
-let client: InPod | undefined;
+let server: LineProcess | undefined;
+let client: LineProcess | undefined;
 let clientPort = '';
 
 before(async () => {
@@ -136,7 +90,7 @@ before(async () => {
   safety = await installSafetyRoutes([CIDR], { cleanup: root });
 });
 after(async () => {
-  for (const c of [...children]) await stop(c);
+  await stopLineProcesses();
   await root.run();
 });
 
@@ -174,9 +128,9 @@ test('open creates the router link; two pods plumbed as design.md section 3 talk
   }
   assert.equal(readFileSync(IP_FORWARD, 'utf8').trim(), ipForwardBefore, 'the global forwarding switch was touched');
 
-  server = inPod(b, SERVER(b.ip), root);
+  server = nodeScript(b.netns, SERVER(b.ip), root);
   assert.equal(await server.line(), 'ready');
-  client = inPod(a, CLIENT(b.ip), root);
+  client = nodeScript(a.netns, CLIENT(b.ip), root);
   const hello = await client.line();
   assert.match(hello, /^connected \d+$/);
   clientPort = hello.split(' ')[1]!;
@@ -276,7 +230,7 @@ test('after a restart, open on the same names adopts the router and finds the po
 test('removePod takes the pod down; its address then fails on this machine', async (t) => {
   if (!requireRoot(t, 'deletes network namespaces and links and sends traffic between them')) return;
   // The pod's processes go first (the agent stops workloads before their pod).
-  await stop(server!.child);
+  await stopProcess(server!.child);
   assert.match(await client!.line(), /^(closed|error ECONNRESET)$/);
   await net2!.removePod(b!.id);
   assert.equal(await linkShow(b!.hostIf), undefined);
@@ -288,14 +242,14 @@ test('removePod takes the pod down; its address then fails on this machine', asy
   await net2!.removePod(b!.id);
 
   // From pod a, the address of the removed pod is unreachable (the safety route), not a timeout.
-  const probe = inPod(a!, CONNECT_ONCE(b!.ip), root);
+  const probe = nodeScript(a!.netns, CONNECT_ONCE(b!.ip), root);
   const outcome = await probe.line();
   assert.ok(['EHOSTUNREACH', 'ENETUNREACH'].includes(outcome), `connect to ${b!.ip}:${PORT} from pod a: ${outcome}`);
 });
 
 test('destroy takes down everything under the names: pods and router', async (t) => {
   if (!requireRoot(t, 'deletes network namespaces and links')) return;
-  await stop(client!.child);
+  await stopProcess(client!.child);
   // A pod made by the first network but never adopted by the second: destroy takes it too.
   const d = await net1!.addPod({ id: 'x', name: 'test/x' }, root);
   await net2!.destroy();
@@ -316,11 +270,11 @@ test('destroy takes down everything under the names: pods and router', async (t)
 
 test('leaves nothing with this run’s names behind (netns, links, routes, safety routes, processes)', async (t) => {
   if (!requireRoot(t, 'inspects network namespaces, links and routes')) return;
-  for (const c of [...children]) await stop(c);
+  await stopLineProcesses();
   await root.run();
   const leaks = [...(await leftovers(NAMES)), ...(await leftovers(OTHER))];
   for (const r of await unreachableRoutes(safety!.installed)) leaks.push(`safety route unreachable ${r}`);
-  for (const c of children) leaks.push(`process ${c.pid}`);
+  for (const pid of runningLineProcesses()) leaks.push(`process ${pid}`);
   assert.deepEqual(leaks, []);
   assert.equal(readFileSync(IP_FORWARD, 'utf8').trim(), ipForwardBefore);
 });

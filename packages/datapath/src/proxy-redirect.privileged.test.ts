@@ -10,10 +10,7 @@
 // (L3/L4 only) goes straight through all along. Everything is removed at the
 // end and checked for.
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { Cleanup } from './cleanup.js';
 import { CTFlags, Direction, EndpointFlags, ipv4ToNumber } from './codecs.js';
@@ -25,6 +22,7 @@ import { connectTransparent, listenTransparent } from './proxy-sockets.js';
 import { installSafetyRoutes, unreachableRoutes } from './safety-routes.js';
 import { leftoverPins } from './test/lxc-harness.js';
 import { requireRoot } from './test/privileged.js';
+import { nodeScript, stopLineProcesses, type LineProcess } from './test/line-process.js';
 
 const NAMES: PodNetworkNames = { linkPrefix: `mbr${process.pid.toString(36)}l-`, netnsPrefix: `mbrt${process.pid}l-` };
 const CIDR = '10.233.0.0/24';
@@ -37,9 +35,8 @@ const A_ID = { ep: 1, identity: 1000 };
 const B_ID = { ep: 2, identity: 1001 };
 
 const root = new Cleanup();
-const children = new Set<ChildProcess>();
 after(async () => {
-  for (const c of [...children]) await stop(c);
+  await stopLineProcesses();
   await root.run();
 });
 
@@ -47,45 +44,6 @@ after(async () => {
 
 const readRpFilter = (link: string) => sysctlGet(`net.ipv4.conf.${link}.rp_filter`);
 
-interface InPod {
-  /** The next line the process prints. */
-  line(timeoutMs?: number): Promise<string>;
-  send(line: string): void;
-}
-
-function inPod(pod: Pod, script: string, cleanup: Cleanup): InPod {
-  const child = spawn('ip', ['netns', 'exec', pod.netns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  if (child.pid === undefined) throw new Error(`could not start a process in ${pod.netns}`);
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  cleanup.add(`process ${child.pid} in ${pod.netns}`, () => stop(child));
-  const queue: string[] = [];
-  const waiters: ((l: string) => void)[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => (waiters.length ? waiters.shift()!(l) : queue.push(l)));
-  return {
-    line: (timeoutMs = 5000) =>
-      new Promise<string>((resolve, reject) => {
-        if (queue.length) return resolve(queue.shift()!);
-        const timer = setTimeout(() => reject(new Error(`no line from process ${child.pid} in ${pod.netns} within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push((l) => {
-          clearTimeout(timer);
-          resolve(l);
-        });
-      }),
-    send: (l) => void child.stdin!.write(`${l}\n`),
-  };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  try {
-    process.kill(child.pid!, 'SIGKILL');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-  }
-  await exited;
-}
 
 /** B: on 80 and 81, each connection printed as accepted, and its first line answered with what B saw. */
 const SERVER = (host: string) => `
@@ -191,8 +149,8 @@ interface World {
   dp: Datapath;
   a: Pod;
   b: Pod;
-  server: InPod;
-  client: InPod;
+  server: LineProcess;
+  client: LineProcess;
   proxy: { server: Server; port: number; proxied: Proxied[] };
   routerIfindex: number;
 }
@@ -267,9 +225,9 @@ test('setup: a pod network of its own, the programs, from_hairpin, policy routin
   const proxy = await startProxy(root);
   dp.setProxyConfig({ routerIfindex: router.ifindex, routerMac: router.address!, listenerIP: '127.0.0.1' });
 
-  const server = inPod(b, SERVER(b.ip), root);
+  const server = nodeScript(b.netns, SERVER(b.ip), root);
   assert.equal(await server.line(), 'ready');
-  const client = inPod(a, CLIENT, root);
+  const client = nodeScript(a.netns, CLIENT, root);
   assert.equal(await client.line(), 'ready');
   world = { dp, a, b, server, client, proxy, routerIfindex: router.ifindex };
 });
@@ -336,7 +294,7 @@ test('the proxy stopped: a new connection is reset at once (ECONNREFUSED) and ne
 
 test('everything is removed: no namespace, link, pin, routing rule or route of this run is left', async (t) => {
   if (!requireRoot(t, 'checks for leftovers')) return;
-  for (const c of [...children]) await stop(c);
+  await stopLineProcesses();
   await root.run();
   const found: string[] = [];
   for (const n of await ipJson<{ name: string }[]>(['netns', 'list'], 'netns')) if (n.name.startsWith(NAMES.netnsPrefix)) found.push(`netns ${n.name}`);

@@ -12,12 +12,11 @@
 // opened, and the last test checks that no program this run attached is
 // still attached and no pin, netns or link of its names is left.
 import { strict as assert } from 'node:assert';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -31,6 +30,7 @@ import { installSafetyRoutes, unreachableRoutes, type SafetyRoutes } from './saf
 import { SOCK_OBJECT, SOCK_PROGRAMS, ServiceDatapath } from './service-datapath.js';
 import type { Command } from './test/service-traffic.js';
 import { IS_ROOT, requireRoot } from './test/privileged.js';
+import { lineProcess, runningLineProcesses, stopLineProcesses, type LineProcess } from './test/line-process.js';
 
 const execFileP = promisify(execFile);
 const TRAFFIC = fileURLToPath(new URL('./test/service-traffic.js', import.meta.url));
@@ -51,50 +51,9 @@ const SHARED = { ip: '10.217.0.30', port: 80, protocol: 'TCP' } as const;
 
 // ---- processes in pods, stopped by PID ------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-
-interface Proc {
-  child: ChildProcess;
-  line(timeoutMs?: number): Promise<string>;
-}
 
 /** A traffic process in a pod, or on the host (pod undefined): its stdout line by line. */
-function traffic(pod: Pod | undefined, args: string[], cleanup: Cleanup): Proc {
-  // `ip netns exec` execs in place: the PID is node's own.
-  const argv = [process.execPath, TRAFFIC, ...args];
-  const where = pod ? pod.netns : 'the root namespace';
-  const child = pod ? spawn('ip', ['netns', 'exec', pod.netns, ...argv], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
-  if (child.pid === undefined) throw new Error(`could not start a process in ${where}`);
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  cleanup.add(`process ${child.pid} in ${where}`, () => stop(child));
-  const queue: string[] = [];
-  const waiters: ((l: string) => void)[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => (waiters.length ? waiters.shift()!(l) : queue.push(l)));
-  return {
-    child,
-    line: (timeoutMs = 10_000) =>
-      new Promise<string>((resolve, reject) => {
-        if (queue.length) return resolve(queue.shift()!);
-        const timer = setTimeout(() => reject(new Error(`no line from process ${child.pid} in ${where} within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push((l) => {
-          clearTimeout(timer);
-          resolve(l);
-        });
-      }),
-  };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  try {
-    process.kill(child.pid!, 'SIGKILL');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-  }
-  await exited;
-}
+const traffic = (pod: Pod | undefined, args: string[], cleanup: Cleanup): LineProcess => lineProcess(pod?.netns, [process.execPath, TRAFFIC, ...args], cleanup, 10_000);
 
 // ---- the run's state ----------------------------------------------------------------------
 
@@ -104,19 +63,19 @@ let net: PodNetwork | undefined;
 let clientPod: Pod | undefined;
 const backends: Pod[] = [];
 /** The client in its pod. */
-let driver: Proc | undefined;
+let driver: LineProcess | undefined;
 /**
  * A client on the host, where a connect() that routing refuses fails at
  * once with EHOSTUNREACH (from a pod, the answer is an ICMP error, which
  * the kernel rate-limits: a test could see a timeout instead).
  */
-let hostDriver: Proc | undefined;
+let hostDriver: LineProcess | undefined;
 let sd: ServiceDatapath | undefined;
 let cgroupPath = '';
 /** Every program id this run attached: none may be attached at the end. */
 const ours = new Set<number>();
 
-async function ask<T = Record<string, unknown>>(c: Command, timeoutMs = 20_000, from: Proc = driver!): Promise<T> {
+async function ask<T = Record<string, unknown>>(c: Command, timeoutMs = 20_000, from: LineProcess = driver!): Promise<T> {
   from.child.stdin!.write(`${JSON.stringify(c)}\n`);
   return JSON.parse(await from.line(timeoutMs)) as T;
 }
@@ -165,7 +124,7 @@ before(async () => {
   cgroupPath = resolveCgroup2(native()).path;
 });
 after(async () => {
-  for (const c of [...children]) await stop(c);
+  await stopLineProcesses();
   await root.run();
 });
 
@@ -479,7 +438,7 @@ test('teardown detaches every program of the pin root and removes its pins; agai
 
 test('leaves nothing of this run behind: programs, pins, netns, links, rails, processes', async (t) => {
   if (!requireRoot(t, 'inspects cgroup programs, pins, network namespaces and links')) return;
-  for (const c of [...children]) await stop(c);
+  await stopLineProcesses();
   await root.run();
   const leaks: string[] = [];
   for (const p of SOCK_PROGRAMS) for (const id of attachedIds(p.attachType)) if (ours.has(id)) leaks.push(`program ${id} at ${p.hook}`);
@@ -487,7 +446,7 @@ test('leaves nothing of this run behind: programs, pins, netns, links, rails, pr
   for (const n of await ipJson<{ name: string }[]>(['netns', 'list'], 'netns')) if (n.name.startsWith(NAMES.netnsPrefix)) leaks.push(`netns ${n.name}`);
   for (const l of await ipJson<{ ifname: string }[]>(['link', 'show'], 'links')) if (l.ifname.startsWith(NAMES.linkPrefix)) leaks.push(`link ${l.ifname}`);
   for (const r of await unreachableRoutes(safety!.installed)) leaks.push(`safety route unreachable ${r}`);
-  for (const c of children) leaks.push(`process ${c.pid}`);
+  for (const pid of runningLineProcesses()) leaks.push(`process ${pid}`);
   for (const m of readFileSync('/proc/self/mounts', 'utf8').split('\n')) if (m.includes(`mbr-test-${process.pid}`)) leaks.push(`mount ${m}`);
   assert.deepEqual(leaks, []);
   t.diagnostic(`${ours.size} programs attached and detached by this run`);
