@@ -128,7 +128,7 @@ export class Agent {
 
   private async startWorkloads(): Promise<void> {
     const snapshot = await this.store.getState<IdentitySnapshot>('identities');
-    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), ...(this.config.proxyPort ? { proxy: { http: this.config.proxyPort } } : {}) });
+    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), onChange: () => this.proxyHub?.refresh(), ...(this.config.proxyPort ? { proxy: { http: this.config.proxyPort } } : {}) });
     this.supervisor = new ContainerSupervisor({ runner: defaultProcessRunner, queue: this.queue, logDir: `${this.config.stateDir}/logs`, changed: (rt) => this.podChanged(rt) });
     const snapshotOfServices = await this.store.getState<AddressingSnapshot>('services');
     const etc = (this.etc = netnsResolvConf(() => this.services.addressing.dnsIP));
@@ -167,7 +167,6 @@ export class Agent {
     const prober = new ReadinessProber(runProbe, this.queue, (rt) => this.supervisor.settle(rt));
     this.monitor = setInterval(() => {
       this.queue.post('watch containers', () => this.supervisor.poll(this.pods.endpoints()));
-      this.proxyHub.refresh();
       prober.round(this.pods.list()).catch((e: unknown) => this.problems.add(`readiness probes: ${String(e)}`));
     }, PROBE_TICK_MS);
     this.monitor.unref();

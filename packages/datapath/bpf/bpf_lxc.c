@@ -216,7 +216,6 @@ int from_outside(struct __sk_buff *skb)
 
 	if (parse(skb, &f) != PARSE_IPV4 || f.proto != IPPROTO_TCP)
 		return TC_ACT_OK;
-	peer_id = ipcache_identity(f.saddr);
 	now = bpf_ktime_get_ns();
 	if (!tcp_opening(&f)) {
 		struct mbr_ipcache_key k = { .prefixlen = 32, .addr = f.daddr };
@@ -235,6 +234,7 @@ int from_outside(struct __sk_buff *skb)
 		count(0, MBR_DIR_INGRESS, f.len);
 		return TC_ACT_OK;
 	}
+	peer_id = ipcache_identity(f.saddr);
 	if (!proxy_peer_ingress(&f, peer_id, &ep, &pv))
 		return TC_ACT_OK;
 	ct_tuple(&tuple, &f, MBR_DIR_INGRESS, ep.ep_id);

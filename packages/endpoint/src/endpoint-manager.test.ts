@@ -29,6 +29,19 @@ function ep(epId: number, labels: Record<string, string>, ports: EndpointSpec['n
 const world = [ep(1, { org: 'empire', class: 'deathstar' }), ep(2, { org: 'empire', class: 'tiefighter' }), ep(3, { org: 'alliance', class: 'xwing' })];
 
 describe('EndpointManager', () => {
+  test('onChange is told after each commit and removal, with what is in force then; never for a plan aborted', () => {
+    const dp = new FakeDatapath();
+    const seen: number[][] = [];
+    const m: EndpointManager = new EndpointManager(dp, { onChange: () => seen.push(m.ipcache().filter((e) => e.endpointId !== undefined).map((e) => e.endpointId!).sort()) });
+    m.abort(m.plan({ endpoints: world, rules: rules(rule1), hostAddresses: [] }));
+    assert.deepEqual(seen, []);
+    m.commit(m.plan({ endpoints: world, rules: rules(rule1), hostAddresses: [] }));
+    assert.deepEqual(seen, [[1, 2, 3]]);
+    m.remove(3);
+    m.remove(3);
+    assert.equal(seen.length, 2, 'once per removal of an endpoint that was there');
+  });
+
   test('a committed plan writes ipcache, endpoint entries and every policy map; nothing stays open but the maps in force', () => {
     const dp = new FakeDatapath();
     const m = new EndpointManager(dp);

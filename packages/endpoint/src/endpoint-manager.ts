@@ -138,6 +138,8 @@ export interface EndpointManagerOptions {
   proxy?: ProxyPorts;
   /** Identities restored from the store (numbers stay as they were). */
   identities?: IdentityAllocator;
+  /** Told after every commit and removal: what is in force changed (the L7 proxy's snapshot follows it). */
+  onChange?: () => void;
 }
 
 export class EndpointManager {
@@ -146,6 +148,7 @@ export class EndpointManager {
   private allocator: IdentityAllocator;
   private readonly proxy: ProxyPorts;
   private ipcacheInForce: readonly IPCacheEntry[] = [];
+  private readonly onChange: () => void;
 
   constructor(
     private readonly dp: EndpointDatapath,
@@ -154,6 +157,7 @@ export class EndpointManager {
     this.ipcacheSync = new IPCacheSync(dp);
     this.allocator = opts.identities ?? new IdentityAllocator();
     this.proxy = opts.proxy ?? {};
+    this.onChange = opts.onChange ?? (() => {});
   }
 
   /** The identities in force (committed). */
@@ -298,12 +302,15 @@ export class EndpointManager {
       }
       if (plan.identities) this.allocator = plan.identities;
     }
+    this.onChange();
   }
 
   /** Take one endpoint out of the kernel (its entry, policy map and address). */
   remove(epId: number): void {
     const i = this.installed.get(epId);
-    if (i) this.forget(i);
+    if (!i) return;
+    this.forget(i);
+    this.onChange();
   }
 
   private forget(i: Installed): void {
