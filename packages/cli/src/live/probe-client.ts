@@ -26,16 +26,28 @@ function outcome(p: LiveProbe, start: number, verdict: LiveOutcome['verdict'], d
   return { id: p.id, verdict, detail, ...(code ? { code } : {}), ms: Math.round(performance.now() - start) };
 }
 
-function tcpProbe(p: LiveProbe): Promise<LiveOutcome> {
+type Finish = (verdict: LiveOutcome['verdict'], detail: string, code?: string) => void;
+
+/** One TCP connection carrying one request: how its answer is judged. */
+interface Exchange {
+  request: Buffer;
+  /** Everything received so far: finish once it decides. */
+  received(all: Buffer, finish: Finish): void;
+  /** Connected, but no decision within TCP_CONNECT_TIMEOUT_MS of sending. */
+  quiet(all: Buffer, finish: Finish): void;
+  /** The peer closed before a decision. */
+  closed(all: Buffer, finish: Finish): void;
+}
+
+/** Connect (no connection within TCP_CONNECT_TIMEOUT_MS is a drop: denied), send the request, judge what comes back. */
+function tcpExchange(p: LiveProbe, x: Exchange): Promise<LiveOutcome> {
   const start = performance.now();
-  const payload = randomBytes(p.bytes ?? 32);
   return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
+    let all = Buffer.alloc(0);
     let connected = false;
     let finished = false;
     const s = connect({ host: p.ip, port: p.port! });
-    const finish = (verdict: LiveOutcome['verdict'], detail: string, code?: string) => {
+    const finish: Finish = (verdict, detail, code) => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
@@ -46,68 +58,60 @@ function tcpProbe(p: LiveProbe): Promise<LiveOutcome> {
     s.on('connect', () => {
       connected = true;
       clearTimeout(timer);
-      timer = setTimeout(() => finish('error', `connected, but ${received} of ${payload.length} bytes came back within ${TCP_CONNECT_TIMEOUT_MS} ms`), TCP_CONNECT_TIMEOUT_MS);
-      s.write(payload);
+      timer = setTimeout(() => x.quiet(all, finish), TCP_CONNECT_TIMEOUT_MS);
+      s.write(x.request);
     });
     s.on('data', (d: Buffer) => {
-      chunks.push(d);
-      received += d.length;
-      if (received < payload.length) return;
-      const back = Buffer.concat(chunks);
-      if (back.equals(payload)) finish('allowed', `connected; ${payload.length} bytes sent and echoed`);
-      else finish('error', `connected, but the echo differs from the ${payload.length} bytes sent`);
+      all = Buffer.concat([all, d]);
+      x.received(all, finish);
     });
     s.on('error', (e: NodeJS.ErrnoException) => finish('error', `${connected ? 'after connecting' : 'connect'}: ${e.message}`, e.code));
-    s.on('close', () => finish('error', `closed by the peer after ${received} of ${payload.length} bytes`));
+    s.on('close', () => x.closed(all, finish));
+  });
+}
+
+function tcpProbe(p: LiveProbe): Promise<LiveOutcome> {
+  const payload = randomBytes(p.bytes ?? 32);
+  return tcpExchange(p, {
+    request: payload,
+    received: (all, finish) => {
+      if (all.length < payload.length) return;
+      if (all.equals(payload)) finish('allowed', `connected; ${payload.length} bytes sent and echoed`);
+      else finish('error', `connected, but the echo differs from the ${payload.length} bytes sent`);
+    },
+    quiet: (all, finish) => finish('error', `connected, but ${all.length} of ${payload.length} bytes came back within ${TCP_CONNECT_TIMEOUT_MS} ms`),
+    closed: (all, finish) => finish('error', `closed by the peer after ${all.length} of ${payload.length} bytes`),
   });
 }
 
 function httpProbe(p: LiveProbe): Promise<LiveOutcome> {
-  const start = performance.now();
   const h = p.http!;
+  // A HEAD answer has no body: its status says it all.
+  const head = h.method.toUpperCase() === 'HEAD';
   const headers = Object.entries(h.headers ?? {})
     .filter(([k]) => k.toLowerCase() !== 'host')
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   const request = `${h.method} ${h.path} HTTP/1.1\r\nhost: ${h.host ?? `${p.ip}:${p.port}`}\r\n${headers}connection: close\r\ncontent-length: 0\r\n\r\n`;
-  return new Promise((resolve) => {
-    let text = '';
-    let connected = false;
-    let finished = false;
-    const s = connect({ host: p.ip, port: p.port! });
-    const finish = (verdict: LiveOutcome['verdict'], detail: string, code?: string) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      s.destroy();
-      resolve(outcome(p, start, verdict, detail, code));
-    };
-    const judge = () => {
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1];
-      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
-      // A HEAD answer has no body: its status says it all.
-      const head = h.method.toUpperCase() === 'HEAD';
-      if (status === '200' && (head || body.startsWith(HTTP_PROBE_BODY))) finish('allowed', `${h.method} ${h.path}: 200 from the server`);
-      else if (status === '403' && (head || body.startsWith('Access denied'))) finish('denied', `${h.method} ${h.path}: 403 Access denied (the L7 proxy)`);
-      else finish('error', `${h.method} ${h.path}: ${status ? `status ${status}: ${body.trim().slice(0, 80)}` : `no HTTP answer (${text.length} bytes)`}`);
-    };
-    let timer = setTimeout(() => finish('denied', `no connection within ${TCP_CONNECT_TIMEOUT_MS} ms`), TCP_CONNECT_TIMEOUT_MS);
-    s.setEncoding('latin1');
-    s.on('connect', () => {
-      connected = true;
-      clearTimeout(timer);
-      timer = setTimeout(() => judge(), 5000);
-      s.write(request);
-    });
-    s.on('data', (d: string) => {
-      text += d;
+  const judge = (all: Buffer, finish: Finish) => {
+    const text = all.toString('latin1');
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1];
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    if (status === '200' && (head || body.startsWith(HTTP_PROBE_BODY))) finish('allowed', `${h.method} ${h.path}: 200 from the server`);
+    else if (status === '403' && (head || body.startsWith('Access denied'))) finish('denied', `${h.method} ${h.path}: 403 Access denied (the L7 proxy)`);
+    else finish('error', `${h.method} ${h.path}: ${status ? `status ${status}: ${body.trim().slice(0, 80)}` : `no HTTP answer (${text.length} bytes)`}`);
+  };
+  return tcpExchange(p, {
+    request: Buffer.from(request, 'latin1'),
+    received: (all, finish) => {
+      const text = all.toString('latin1');
       const end = text.indexOf('\r\n\r\n');
       if (end < 0) return;
       const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, end))?.[1] ?? -1);
-      if (h.method.toUpperCase() === 'HEAD' || (length >= 0 && text.length >= end + 4 + length)) judge();
-    });
-    s.on('end', () => judge());
-    s.on('error', (e: NodeJS.ErrnoException) => finish('error', `${connected ? 'after connecting' : 'connect'}: ${e.message}`, e.code));
+      if (head || (length >= 0 && text.length >= end + 4 + length)) judge(all, finish);
+    },
+    quiet: judge,
+    closed: judge,
   });
 }
 
