@@ -11,18 +11,14 @@
 //   - the proxy's resident memory per idle keep-alive connection, from 1000
 //     connections held open through it (proxy_kb_per_idle_conn).
 // Usage: bench/l7 [--quick]   (root; the last line is JSON)
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { ROOT, firstJSON, inPod as podProcess, mean, scratchAgent } from './bench-agent.mjs';
 
 const quick = process.argv.includes('--quick');
 const SECONDS = quick ? 1 : 3;
 const ROUNDS = quick ? 2 : 4;
 const IDLE = quick ? 200 : 1000;
-const ROOT = new URL('..', import.meta.url).pathname;
-const MEMBRANE = join(ROOT, 'bin/membrane');
 const LOAD = join(ROOT, 'bench/http-load.mjs');
 const log = (s) => process.stderr.write(`l7: ${s}\n`);
 
@@ -32,20 +28,10 @@ if (process.geteuid?.() !== 0) {
 }
 
 const TAG = 'bl7';
-const dir = mkdtempSync(join(tmpdir(), `mbr-bench-${TAG}-`));
-const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: `/sys/fs/bpf/mbr-bench-${TAG}-${process.pid}`, MEMBRANE_POD_CIDR: '10.229.0.0/24', MEMBRANE_SERVICE_CIDR: '10.230.0.0/24', MEMBRANE_NAME_PREFIX: `mbr${TAG}`, MEMBRANE_PROXY_PORT: String(15070 + (process.pid % 20)) };
-const run = (...args) => {
-  const r = spawnSync(MEMBRANE, args, { env, encoding: 'utf8', timeout: 180_000 });
-  if (r.status !== 0) throw new Error(`membrane ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-};
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const inPod = (netns, args, stdin = 'ignore') => spawn('ip', ['netns', 'exec', netns, 'taskset', '-c', '0', process.execPath, LOAD, ...args], { stdio: [stdin, 'pipe', 'inherit'] });
-const firstLine = (child) =>
-  new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l)));
-    child.once('exit', (code) => reject(new Error(`traffic process exited (${code})`)));
-  });
+const agent = scratchAgent(TAG, '10.229.0.0/24', '10.230.0.0/24', { MEMBRANE_PROXY_PORT: String(15070 + (process.pid % 20)) });
+const { dir, run } = agent;
+const inPod = (netns, args, stdin = 'ignore') => podProcess(netns, '0', LOAD, args, stdin);
+const firstLine = firstJSON;
 const rssKB = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 const figures = {};
@@ -84,8 +70,7 @@ spec:
   run('apply', '-f', join(dir, 'bench.yaml'));
   run('wait', '--for=condition=Ready', 'pod/server', '--timeout', '30s');
   const serverIP = JSON.parse(run('get', 'pod', 'server', '-o', 'json')).status.podIP;
-  const ep = JSON.parse(run('endpoint', 'list', '-o', 'json')).find((e) => e.pod === 'client');
-  const clientNetns = `mbr${TAG}_pod_${ep.id.toString(36)}`;
+  const clientNetns = agent.netnsOf('client');
   const proxyPid = JSON.parse(run('status', '-o', 'json')).proxy.pid;
   if (!proxyPid) throw new Error('the agent runs no L7 proxy');
   // Idle keep-alive connections held open through the proxy (first: the load rounds leave garbage behind).
@@ -125,8 +110,7 @@ spec:
   console.error(`bench/l7: ${e instanceof Error ? e.message : String(e)}`);
   exitCode = 1;
 } finally {
-  spawnSync(MEMBRANE, ['down'], { env, encoding: 'utf8' });
-  rmSync(dir, { recursive: true, force: true });
+  agent.remove();
 }
 
 console.log(['MEASURE'.padEnd(34), 'DIRECT'.padEnd(12), 'PROXIED'.padEnd(12), 'RATIO / ADDED'].join(''));

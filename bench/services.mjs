@@ -10,19 +10,15 @@
 //   - the Star Wars demo's time to ready (`membrane demo starwars` from no
 //     agent at all, on names of its own).
 // Usage: bench/services [--quick]   (root; the last line is JSON)
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { ROOT, firstJSON, inPod, mean, scratchAgent } from './bench-agent.mjs';
 
 const quick = process.argv.includes('--quick');
 const RR_COUNT = quick ? 3000 : 20000;
 const CONN_SECONDS = quick ? 1 : 3;
 const ROUNDS = quick ? 2 : 4;
 const DNS_SECONDS = quick ? 2 : 5;
-const ROOT = new URL('..', import.meta.url).pathname;
-const MEMBRANE = join(ROOT, 'bin/membrane');
 const TRAFFIC = join(ROOT, 'bench/datapath-traffic.mjs');
 const DNS_LOAD = join(ROOT, 'bench/dns-load.mjs');
 const log = (s) => process.stderr.write(`services: ${s}\n`);
@@ -32,35 +28,15 @@ if (process.geteuid?.() !== 0) {
   process.exit(1);
 }
 
-function agentEnv(tag, podCIDR, serviceCIDR) {
-  const dir = mkdtempSync(join(tmpdir(), `mbr-bench-${tag}-`));
-  return { dir, env: { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: `/sys/fs/bpf/mbr-bench-${tag}-${process.pid}`, MEMBRANE_POD_CIDR: podCIDR, MEMBRANE_SERVICE_CIDR: serviceCIDR, MEMBRANE_NAME_PREFIX: `mbr${tag}` } };
-}
-const run = (env, ...args) => {
-  const r = spawnSync(MEMBRANE, args, { env, encoding: 'utf8', timeout: 180_000 });
-  if (r.status !== 0) throw new Error(`membrane ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-};
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-function inPod(netns, cpu, script, args) {
-  return spawn('ip', ['netns', 'exec', netns, 'taskset', '-c', cpu, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-}
-function firstLine(child) {
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`traffic process exited (${code})`)));
-  });
-}
-const runJSON = async (netns, cpu, script, args) => JSON.parse(await firstLine(inPod(netns, cpu, script, args)));
+const runJSON = (netns, cpu, script, args) => firstJSON(inPod(netns, cpu, script, args));
 
 const figures = {};
 const config = { quick, rr_count: RR_COUNT, conn_seconds: CONN_SECONDS, rounds: ROUNDS, dns_seconds: DNS_SECONDS, node: process.version };
 let exitCode = 0;
-const a = agentEnv('bsv', '10.224.0.0/24', '10.225.0.0/24');
+const a = scratchAgent('bsv', '10.224.0.0/24', '10.225.0.0/24');
 try {
   log('membrane up');
-  run(a.env, 'up', '--api-port', '0');
+  a.run('up', '--api-port', '0');
   writeFileSync(
     join(a.dir, 'bench.yaml'),
     `apiVersion: v1
@@ -81,14 +57,13 @@ metadata: {name: client}
 spec: {containers: [{name: c, command: [sleep, infinity]}]}
 `,
   );
-  run(a.env, 'apply', '-f', join(a.dir, 'bench.yaml'));
-  run(a.env, 'wait', '--for=condition=Ready', 'pod/server', '--timeout', '30s');
-  const pod = (n) => JSON.parse(run(a.env, 'get', 'pod', n, '-o', 'json')).status.podIP;
-  const netns = JSON.parse(run(a.env, 'endpoint', 'list', '-o', 'json')).find((e) => e.pod === 'client');
-  const clientNetns = `mbrbsv_pod_${netns.id.toString(36)}`;
-  const clusterIP = JSON.parse(run(a.env, 'get', 'svc', 'server', '-o', 'json')).spec.clusterIP;
+  a.run('apply', '-f', join(a.dir, 'bench.yaml'));
+  a.run('wait', '--for=condition=Ready', 'pod/server', '--timeout', '30s');
+  const pod = (n) => JSON.parse(a.run('get', 'pod', n, '-o', 'json')).status.podIP;
+  const clientNetns = a.netnsOf('client');
+  const clusterIP = JSON.parse(a.run('get', 'svc', 'server', '-o', 'json')).spec.clusterIP;
   for (let i = 0; i < 50; i++) {
-    const l = JSON.parse(run(a.env, 'service', 'list', '-o', 'json')).find((s) => s.service === 'default/server');
+    const l = JSON.parse(a.run('service', 'list', '-o', 'json')).find((s) => s.service === 'default/server');
     if (l?.backends.some((b) => b.state === 'active')) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -113,7 +88,7 @@ spec: {containers: [{name: c, command: [sleep, infinity]}]}
   figures.clusterip_conn_rate_ratio = +(mean(res.clusterip.rate) / mean(res.pod.rate)).toFixed(3);
 
   // DNS: the agent answers the Service's name, asked through the kube-dns ClusterIP.
-  const status = JSON.parse(run(a.env, 'status', '-o', 'json'));
+  const status = JSON.parse(a.run('status', '-o', 'json'));
   const d = await runJSON(clientNetns, '0', DNS_LOAD, [status.services.dns, 'server.default.svc.cluster.local', String(DNS_SECONDS), '32']);
   log(`dns: ${d.qps.toFixed(0)} queries/s answered (${d.answered}, ${d.errors} errors), p50 ${d.p50_ms.toFixed(3)} ms, p99 ${d.p99_ms.toFixed(3)} ms`);
   figures.dns_queries_per_s = Math.round(d.qps);
@@ -124,22 +99,20 @@ spec: {containers: [{name: c, command: [sleep, infinity]}]}
   console.error(`bench/services: ${e instanceof Error ? e.message : String(e)}`);
   exitCode = 1;
 } finally {
-  spawnSync(MEMBRANE, ['down'], { env: a.env, encoding: 'utf8' });
-  rmSync(a.dir, { recursive: true, force: true });
+  a.remove();
 }
 
 // The demo, from no agent at all.
-const b = agentEnv('bsw', '10.226.0.0/24', '10.227.0.0/24');
+const b = scratchAgent('bsw', '10.226.0.0/24', '10.227.0.0/24');
 try {
   log('membrane demo starwars');
-  const out = run(b.env, 'demo', 'starwars');
+  const out = b.run('demo', 'starwars');
   figures.demo_ready_s = Number(/demo_ready_s=([\d.]+)/.exec(out)[1]);
 } catch (e) {
   console.error(`bench/services: demo: ${e instanceof Error ? e.message : String(e)}`);
   exitCode = 1;
 } finally {
-  spawnSync(MEMBRANE, ['down'], { env: b.env, encoding: 'utf8' });
-  rmSync(b.dir, { recursive: true, force: true });
+  b.remove();
 }
 
 const rows = [
