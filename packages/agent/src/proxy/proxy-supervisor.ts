@@ -36,6 +36,8 @@ export interface ProxyProcessStatus {
 }
 
 const POLL_MS = 200;
+/** A proxy that served this long before it ended is restarted after the shortest back-off again. */
+const STABLE_MS = 10_000;
 
 function looksLikeProxy(pid: number, main: string): boolean {
   try {
@@ -51,6 +53,8 @@ export class ProxySupervisor {
   private restarts = 0;
   private lastExit?: string;
   private backoffMs = 100;
+  /** When the process now serving was started (a long run earns a fast restart again). */
+  private startedAt = Date.now();
   private timer?: NodeJS.Timeout;
   private restartTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -81,6 +85,7 @@ export class ProxySupervisor {
       child.unref();
       if (child.pid === undefined) throw new Error('the L7 proxy did not start');
       this.ref = { pid: child.pid, startTime: procStartTime(child.pid) ?? '0' };
+      this.startedAt = Date.now();
       this.origin = 'started';
       await this.c.save(this.ref).catch((e: unknown) => this.c.problem(`L7 proxy: save its pid: ${e instanceof Error ? e.message : String(e)}`));
     } finally {
@@ -91,6 +96,7 @@ export class ProxySupervisor {
   private watch(): void {
     if (this.stopped || !this.ref || this.restartTimer || isAlive(this.ref)) return;
     this.lastExit ??= 'gone';
+    if (Date.now() - this.startedAt > STABLE_MS) this.backoffMs = 100;
     this.c.problem(`L7 proxy (pid ${this.ref.pid}) ended (${this.lastExit}); restarting in ${this.backoffMs} ms`);
     const wait = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, 1000);
@@ -100,8 +106,6 @@ export class ProxySupervisor {
       this.restarts++;
       this.lastExit = undefined;
       this.spawn().catch((e: unknown) => this.c.problem(`L7 proxy: restart: ${e instanceof Error ? e.message : String(e)}`));
-      // A proxy that stays up a while earns a fast restart again.
-      setTimeout(() => (this.backoffMs = 100), 10_000).unref();
     }, wait);
   }
 
