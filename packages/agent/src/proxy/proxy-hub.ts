@@ -34,7 +34,9 @@ export class ProxyHub {
   private lastSeen?: number;
   private polls = new Set<() => void>();
   private ackWaiters = new Set<() => void>();
+  /** A circular buffer: `next` is where the next event goes once it is full. */
   private readonly ring: L7HttpEvent[] = [];
+  private next = 0;
   private received = 0;
   private evicted = 0;
   private lost = 0;
@@ -121,9 +123,10 @@ export class ProxyHub {
     const size = this.opts.ringSize ?? 4096;
     for (const e of events) {
       this.received++;
-      this.ring.push(e);
-      if (this.ring.length > size) {
-        this.ring.shift();
+      if (this.ring.length < size) this.ring.push(e);
+      else {
+        this.ring[this.next] = e;
+        this.next = (this.next + 1) % size;
         this.evicted++;
       }
       for (const s of this.subscribers) s(e);
@@ -132,7 +135,8 @@ export class ProxyHub {
 
   /** The newest events, oldest first. */
   recent(limit = this.ring.length): L7HttpEvent[] {
-    return this.ring.slice(Math.max(0, this.ring.length - limit));
+    const ordered = [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
+    return ordered.slice(Math.max(0, ordered.length - limit));
   }
 
   subscribe(fn: (e: L7HttpEvent) => void): () => void {
