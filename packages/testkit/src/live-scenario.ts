@@ -23,7 +23,8 @@ import { mapEndpointIPs } from './pod-ips.js';
 import type { Pod, PodNetwork } from './pods.js';
 import { runProbeClient, startProbeServer } from './traffic.js';
 
-export const SKIP_L7 = 'L7 proxy not implemented yet';
+/** This harness runs the datapath without an agent, so without the L7 proxy: `membrane policy test --live` makes HTTP probes live. */
+export const SKIP_L7 = "L7 probes need the agent's proxy: this agent-less harness skips them (membrane policy test --live runs HTTP)";
 export const SKIP_SELF = 'a pod probing itself never crosses its veth';
 export const SKIP_SCTP = 'SCTP is not probed live (Node has no SCTP sockets)';
 export const skipIcmpType = (t: number) => `ICMP type ${t} is not probed live: the kernel sends nothing back to observe (only types 8 and 13 are answered)`;
