@@ -7,7 +7,7 @@
  * well under two seconds). Stopped only by `membrane down`; an agent that
  * stops leaves it serving.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, procStartTime, type ProcessRef } from '../workloads/container-process.js';
@@ -58,6 +58,7 @@ export class ProxySupervisor {
   private timer?: NodeJS.Timeout;
   private restartTimer?: NodeJS.Timeout;
   private stopped = false;
+  private child: ChildProcess | undefined;
 
   constructor(private readonly c: ProxyProcessConfig) {}
 
@@ -80,8 +81,12 @@ export class ProxySupervisor {
     try {
       const child = spawn(process.execPath, [this.c.main, ...this.c.args], { detached: true, stdio: ['ignore', fd, fd] });
       child.on('error', (e) => this.c.problem(`L7 proxy: ${e.message}`));
-      // Reaped by Node when it exits (watch() notices); never waited for.
-      child.on('exit', (code, signal) => (this.lastExit = signal ? `signal ${signal}` : `exit code ${code}`));
+      // Our own child: its exit is known from Node's reaping (a zombie is not yet an exit to report).
+      this.child = child;
+      child.on('exit', (code, signal) => {
+        this.lastExit = signal ? `signal ${signal}` : `exit code ${code}`;
+        this.watch();
+      });
       child.unref();
       if (child.pid === undefined) throw new Error('the L7 proxy did not start');
       this.ref = { pid: child.pid, startTime: procStartTime(child.pid) ?? '0' };
@@ -94,7 +99,9 @@ export class ProxySupervisor {
   }
 
   private watch(): void {
-    if (this.stopped || !this.ref || this.restartTimer || isAlive(this.ref)) return;
+    if (this.stopped || !this.ref || this.restartTimer) return;
+    const ours = this.child?.pid === this.ref.pid ? this.child : undefined;
+    if (ours ? ours.exitCode === null && ours.signalCode === null : isAlive(this.ref)) return;
     this.lastExit ??= 'gone';
     if (Date.now() - this.startedAt > STABLE_MS) this.backoffMs = 100;
     this.c.problem(`L7 proxy (pid ${this.ref.pid}) ended (${this.lastExit}); restarting in ${this.backoffMs} ms`);
