@@ -116,6 +116,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !mbr_init_tc(env, exports) || !mbr_init_ringbuf(env, exports) ||
       !mbr_init_test_run(env, exports) || !mbr_init_sockopt(env, exports) ||
       !mbr_init_proxy_socket(env, exports) ||
+      !mbr_init_udp_socket(env, exports) ||
       !mbr_init_bpffs(env, exports) || !mbr_init_cgroup(env, exports))
     return NULL;
   return exports;

@@ -20,6 +20,7 @@
         'sockopt.c',
         'tc.c',
         'test-run.c',
+        'udp-socket.c',
       ],
       'defines': ['NAPI_VERSION=8', '_GNU_SOURCE'],
       'cflags_c': ['-std=gnu11', '-Wall', '-Wextra', '-Wno-unused-parameter',

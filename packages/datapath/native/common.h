@@ -169,6 +169,7 @@ bool mbr_init_ringbuf(napi_env env, napi_value exports);
 bool mbr_init_test_run(napi_env env, napi_value exports);
 bool mbr_init_sockopt(napi_env env, napi_value exports);
 bool mbr_init_proxy_socket(napi_env env, napi_value exports);
+bool mbr_init_udp_socket(napi_env env, napi_value exports);
 bool mbr_init_bpffs(napi_env env, napi_value exports);
 bool mbr_init_cgroup(napi_env env, napi_value exports);
 

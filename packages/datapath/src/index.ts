@@ -13,6 +13,7 @@ export * from './pod-network.js';
 export * from './safety-routes.js';
 export * from './proxy-routing.js';
 export * from './proxy-sockets.js';
+export * from './transparent-udp.js';
 export * from './cgroup2.js';
 export * from './lb-map.js';
 export * from './lb-slot-plan.js';

@@ -35,6 +35,12 @@ export interface RingBufferHandle {
   readonly [handleBrand]: 'RingBufferHandle';
 }
 
+/** A transparent UDP socket read on the event loop; release it with udpClose. */
+export interface UdpHandle {
+  readonly kind: 'UDP socket';
+  readonly [handleBrand]: 'UdpHandle';
+}
+
 /** bpf(2) update flags. */
 export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
@@ -310,6 +316,19 @@ export interface NativeBinding {
    * port 0 (chosen at connect). Root. See proxy-sockets.ts for connecting it.
    */
   createTransparentSocket(sourceAddress: string, mark: number): number;
+
+  /**
+   * A nonblocking IPv4 UDP socket with IP_TRANSPARENT and IP_RECVORIGDSTADDR
+   * (SO_MARK when options.mark is set), bound to address:port (which need
+   * not be local; port 0: the kernel picks). Each datagram is handed to
+   * onMessage with its source and its original destination. Root.
+   */
+  udpOpen(address: string, port: number, options: { mark?: number } | undefined, onMessage: (data: Buffer, address: string, port: number, destAddress: string, destPort: number) => void): UdpHandle;
+  udpLocalPort(h: UdpHandle): number;
+  udpSend(h: UdpHandle, data: Uint8Array, address: string, port: number): number;
+  udpClose(h: UdpHandle): void;
+  /** One UDP datagram from srcAddress:srcPort (any address: a raw socket), to dstAddress:dstPort. Root. */
+  udpSendFrom(srcAddress: string, srcPort: number, dstAddress: string, dstPort: number, data: Uint8Array): number;
 
   /**
    * Attaches a program to a cgroup v2 directory (flags default

@@ -19,6 +19,7 @@ import { ip, ipJson, linkShow, sysctlGet } from './netlink.js';
 import { PodNetwork, type Pod, type PodNetworkNames } from './pod-network.js';
 import { findProxyRouting, installProxyRouting } from './proxy-routing.js';
 import { connectTransparent, listenTransparent } from './proxy-sockets.js';
+import { TransparentUdpSocket, sendUdpFrom, transparentUpstream } from './transparent-udp.js';
 import { installSafetyRoutes, unreachableRoutes } from './safety-routes.js';
 import { leftoverPins } from './test/lxc-harness.js';
 import { requireRoot } from './test/privileged.js';
@@ -60,14 +61,31 @@ for (const port of [80, 81]) {
       const i = buf.indexOf('\\n');
       if (i >= 0) c.end('B:' + port + ' saw ' + c.remoteAddress + ':' + c.remotePort + ' say ' + buf.slice(0, i) + '\\n');
     });
-  }).listen(port, ${JSON.stringify(host)}, () => { if (++up === 2) console.log('ready'); });
-}`;
+  }).listen(port, ${JSON.stringify(host)}, () => { if (++up === 3) console.log('ready'); });
+}
+const udp = require('node:dgram').createSocket('udp4');
+udp.on('message', (m, r) => udp.send('B:53 saw ' + r.address + ':' + r.port + ' say ' + m, r.port, r.address));
+udp.bind(53, ${JSON.stringify(host)}, () => { if (++up === 3) console.log('ready'); });`;
 
 /** A: one JSON command per line ({ host, port, text }): connect, say text, print the answer line (or the error) and the time. */
 const CLIENT = `
 const net = require('node:net');
+const dgram = require('node:dgram');
+function datagram(host, port, text) {
+  const t0 = process.hrtime.bigint();
+  const s = dgram.createSocket('udp4');
+  const finish = (o) => {
+    clearTimeout(timer);
+    console.log(JSON.stringify({ ...o, localPort: s.address().port, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+    s.close();
+  };
+  const timer = setTimeout(() => finish({ outcome: 'TIMEOUT' }), 1500);
+  s.on('message', (m, r) => finish({ outcome: 'ok', reply: String(m), from: r.address + ':' + r.port }));
+  s.bind(0, () => s.send(text, port, host));
+}
 require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => {
-  const { host, port, text } = JSON.parse(l);
+  const { host, port, text, udp } = JSON.parse(l);
+  if (udp) return datagram(host, port, text);
   const t0 = process.hrtime.bigint();
   const c = net.connect(port, host);
   let buf = '', done = false, localPort;
@@ -90,6 +108,8 @@ console.log('ready');`;
 interface Attempt {
   outcome: string;
   reply?: string;
+  /** UDP: where the answer came from. */
+  from?: string;
   localPort?: number;
   ms: number;
 }
@@ -106,7 +126,7 @@ interface Proxied {
 }
 
 /** Accepts what the datapath assigns it, and relays it upstream from the client's address, marking the request line. */
-async function startProxy(cleanup: Cleanup): Promise<{ server: Server; port: number; proxied: Proxied[] }> {
+async function startProxy(cleanup: Cleanup): Promise<{ server: Server; udp: TransparentUdpSocket; port: number; proxied: Proxied[] }> {
   const proxied: Proxied[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((c) => {
@@ -136,7 +156,19 @@ async function startProxy(cleanup: Cleanup): Promise<{ server: Server; port: num
   server.on('close', () => sockets.forEach((s) => s.destroy()));
   await listenTransparent(server, { address: '127.0.0.1', port: 0 });
   cleanup.add('the proxy', () => new Promise<void>((r) => (server.listening ? server.close(() => r()) : r())));
-  return { server, port: (server.address() as AddressInfo).port, proxied };
+  // UDP: each datagram relayed from the client's address, the answer sent back from the address the client asked.
+  const udp = new TransparentUdpSocket({ address: '127.0.0.1', port: 0 }, (d) => {
+    const seen: Proxied = { local: `${d.destAddress}:${d.destPort}`, remote: `${d.address}:${d.port}` };
+    proxied.push(seen);
+    const up = transparentUpstream(d.address, (answer) => {
+      up.close();
+      sendUdpFrom({ address: d.destAddress, port: d.destPort }, { address: d.address, port: d.port }, answer.data);
+    });
+    seen.upstream = `${d.address}:${up.port}`;
+    up.send(Buffer.from(`${d.data} (via proxy)`), d.destAddress, d.destPort);
+  });
+  cleanup.add('the UDP proxy', () => udp.close());
+  return { server, udp, port: (server.address() as AddressInfo).port, proxied };
 }
 
 // ---- the run -----------------------------------------------------------------------------------------
@@ -151,14 +183,14 @@ interface World {
   b: Pod;
   server: LineProcess;
   client: LineProcess;
-  proxy: { server: Server; port: number; proxied: Proxied[] };
+  proxy: { server: Server; udp: TransparentUdpSocket; port: number; proxied: Proxied[] };
   routerIfindex: number;
 }
 let world: World | undefined;
 const accepted: { accept: number; from: string; fromPort: number }[] = [];
 
-async function attempt(port: number, text: string): Promise<Attempt> {
-  world!.client.send(JSON.stringify({ host: world!.b.ip, port, text }));
+async function attempt(port: number, text: string, udp = false): Promise<Attempt> {
+  world!.client.send(JSON.stringify({ host: world!.b.ip, port, text, udp }));
   return JSON.parse(await world!.client.line(5000)) as Attempt;
 }
 
@@ -276,11 +308,45 @@ test("A's egress L7 entry: the SYN is assigned to the proxy straight from A's ve
   await assertDirect('plain again');
 });
 
+/** A's egress sends UDP 53 through the proxy (a DNS rule's entry); B's ingress allows it at L3/L4. */
+function egressUdpL7(w: World): void {
+  egressL7(w);
+  w.dp.replacePolicy(A_ID.ep, [
+    entry({ direction: 'egress', identity: B_ID.identity, proto: 17, port: 53, l7: 2, proxyPort: w.proxy.udp.port, cookie: 30 }),
+    entry({ direction: 'egress', identity: B_ID.identity, port: 81, cookie: 31 }),
+  ]);
+  w.dp.replacePolicy(B_ID.ep, [entry({ direction: 'ingress', identity: A_ID.identity, proto: 17, port: 53, cookie: 32 }), entry({ direction: 'ingress', identity: A_ID.identity, port: 81, cookie: 33 })]);
+}
+
+test("A's egress UDP L7 entry: each datagram is assigned to the proxy's UDP socket, which reads B:53 as the destination, relays from A's address and answers from B:53", async (t) => {
+  if (!requireRoot(t, 'sends traffic through the proxy')) return;
+  assert.ok(world, 'the setup test failed: nothing to send through');
+  const w = world;
+  egressUdpL7(w);
+  for (const text of ['query one', 'query two']) {
+    const before = w.proxy.proxied.length;
+    const r = await attempt(53, text, true);
+    assert.equal(r.outcome, 'ok', JSON.stringify(r));
+    assert.equal(w.proxy.proxied.length, before + 1);
+    const seen = w.proxy.proxied[before]!;
+    assert.deepEqual([seen.local, seen.remote], [`${w.b.ip}:53`, `${w.a.ip}:${r.localPort}`]);
+    assert.equal(r.from, `${w.b.ip}:53`, 'the answer comes from the address A asked');
+    assert.equal(r.reply, `B:53 saw ${seen.upstream} say ${text} (via proxy)`, "B saw A's address (the proxy's upstream port)");
+  }
+  const ofA = w.dp.ctEntries().find((e) => e.key.ep_id === A_ID.ep && e.key.direction === Direction.EGRESS && e.key.dport === 53)!;
+  assert.deepEqual([ofA.value.l7, ofA.value.proxy_port, ofA.value.cookie], [2, w.proxy.udp.port, 30]);
+  await assertDirect('plain udp');
+});
+
 test('the proxy stopped: a new connection is reset at once (ECONNREFUSED) and never reaches B, by either entry; port 81 is unaffected', async (t) => {
   if (!requireRoot(t, 'sends traffic through the datapath')) return;
   assert.ok(world, 'the setup test failed: nothing to send through');
   const w = world;
   await new Promise<void>((r) => w.proxy.server.close(() => r()));
+  w.proxy.udp.close();
+  egressUdpL7(w);
+  const dropped = await attempt(53, 'unchecked?', true);
+  assert.equal(dropped.outcome, 'TIMEOUT', `a UDP datagram with no proxy socket to take it is dropped: ${JSON.stringify(dropped)}`);
   for (const [label, policy] of [['egress', egressL7], ['ingress', ingressL7]] as const) {
     policy(w);
     const r = await attempt(80, `hello ${label}`);
@@ -288,8 +354,8 @@ test('the proxy stopped: a new connection is reset at once (ECONNREFUSED) and ne
     assert.ok(r.ms < 500, `${label}: refused after ${r.ms} ms`);
     await assertDirect(`plain ${label}`);
   }
-  assert.equal(w.proxy.proxied.length, 2, 'the proxy took nothing more');
-  assert.deepEqual(accepted.map((a) => a.accept), [80, 81, 80, 81, 81, 81], 'B accepted nothing on 80 after the proxy stopped');
+  assert.equal(w.proxy.proxied.length, 4, 'the proxy took nothing more');
+  assert.deepEqual(accepted.map((a) => a.accept), [80, 81, 80, 81, 81, 81, 81], 'B accepted nothing on 80 after the proxy stopped');
 });
 
 test('everything is removed: no namespace, link, pin, routing rule or route of this run is left', async (t) => {

@@ -32,10 +32,15 @@
  * 0): the proxy bound the client's address, and without the mark the reply
  * would be routed to the client pod.
  *
+ * UDP (the DNS proxy, egress rules only): every datagram of the flow is
+ * assigned at from_container to the proxy's UDP socket {proxy_listener,
+ * port}, which reads the original destination (IP_ORIGDSTADDR) and answers
+ * from it; no socket there (the agent is down) drops the datagram (178):
+ * the query is never let through unchecked.
+ *
  * Without a proxy port (the proxy does not listen yet) the packet goes on
  * unredirected and its mark is left as it was; without a configured proxy
- * it is marked only (no assignment, no hairpin). UDP (DNS) is marked only:
- * the DNS proxy comes later.
+ * it is marked only (no assignment, no hairpin).
  */
 #ifndef MBR_PROXY_H
 #define MBR_PROXY_H
@@ -85,9 +90,10 @@ static __always_inline int tcp_opening(const struct flow *f)
 }
 
 /*
- * Hands the SYN to the proxy listening on {listener, port} in this
- * namespace. Valid at tc ingress only (elsewhere bpf_sk_assign refuses).
- * 0, or the drop reason.
+ * Hands the packet (a SYN, or a UDP datagram) to the proxy's socket on
+ * {listener, port} in this namespace: its TCP listener or its UDP socket.
+ * Valid at tc ingress only (elsewhere bpf_sk_assign refuses). 0, or the
+ * drop reason.
  */
 static __always_inline __u16 proxy_assign(struct __sk_buff *skb, const struct flow *f, __u32 listener, __u16 port)
 {
@@ -100,10 +106,13 @@ static __always_inline __u16 proxy_assign(struct __sk_buff *skb, const struct fl
 	t.ipv4.sport = f->sport;
 	t.ipv4.daddr = listener;
 	t.ipv4.dport = bpf_htons(port);
-	sk = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (f->proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return MBR_DROP_PROXY_LOOKUP_FAILED;
-	if (sk->state != BPF_TCP_LISTEN) {
+	if (f->proto == IPPROTO_TCP && sk->state != BPF_TCP_LISTEN) {
 		bpf_sk_release(sk);
 		return MBR_DROP_PROXY_LOOKUP_FAILED;
 	}
@@ -216,11 +225,17 @@ static __always_inline int proxy_steer(struct __sk_buff *skb, const struct flow 
 	struct mbr_config *cfg;
 
 	proxy_mark(skb, port);
-	if (f->proto != IPPROTO_TCP)
+	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return TC_ACT_OK;
 	cfg = proxy_config();
 	if (!cfg || !cfg->proxy_listener)
 		return TC_ACT_OK;
+	if (f->proto == IPPROTO_UDP) {
+		if (hairpin)
+			return TC_ACT_OK; /* no UDP rule is L7 on ingress */
+		*reason = proxy_assign(skb, f, cfg->proxy_listener, port);
+		return *reason ? TC_ACT_SHOT : TC_ACT_OK;
+	}
 	if (hairpin) {
 		if (!cfg->router_ifindex)
 			return TC_ACT_OK;
