@@ -15,6 +15,7 @@ import { test } from 'node:test';
 import { CTFlags, Direction, DropReason, EndpointFlags, EventType, MARK_FROM_PROXY, MARK_TO_PROXY, ipv4ToNumber, proxyMark } from './codecs.js';
 import type { PolicyMapWrite, ProxyConfig } from './datapath.js';
 import { TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT } from './native.js';
+import { createSocket } from 'node:dgram';
 import { listenTransparent } from './proxy-sockets.js';
 import { EP, OTHER, PEER, assertEvent, counter, expectedEvent, lxcSuite, seedLxc as seed, syn } from './test/lxc-fixture.js';
 import type { LxcHarness } from './test/lxc-harness.js';
@@ -165,13 +166,26 @@ test('ingress L7: marked, the destination MAC rewritten to the router link\'s an
   assert.deepEqual([plain.retval, plain.mark], [TC_ACT_OK, 0]);
 });
 
-test('UDP L7 (DNS) is only marked, in both directions, with a proxy configured', (t) => {
+test('UDP L7 (DNS) on egress: every datagram goes to the proxy\'s UDP socket; none there is a drop 178 (never let through); ingress is only marked', async (t) => {
   if (!privileged(t)) return;
   const h = openLxc(t);
   withProxy(h, DOWN);
-  const out = h.run('from_container', { src: EP.ip, dst: PEER.ip, proto: 'udp', sport: 5353, dport: 53 }, { ctx: { mark: 0 } });
+  const q = { src: EP.ip, dst: PEER.ip, proto: 'udp', sport: 5353, dport: 53 } as const;
+  for (let i = 0; i < 2; i++) {
+    const out = h.run('from_container', q, { ctx: { mark: 0 } });
+    assert.equal(out.retval, TC_ACT_SHOT, `datagram ${i + 1}`);
+    assertEvent(out, expectedEvent(q, { type: EventType.DROP, direction: EGRESS, peer: PEER.identity, reason: DropReason.PROXY_LOOKUP_FAILED, cookie: 5, l7: 2, proxyPort: DOWN }));
+  }
   const inb = h.run('to_container', { src: PEER.ip, dst: EP.ip, proto: 'udp', sport: 5353, dport: 53 }, { ctx: { mark: 0 } });
-  assert.deepEqual([out.retval, out.mark, inb.retval, inb.mark], [TC_ACT_OK, proxyMark(DOWN), TC_ACT_OK, proxyMark(DOWN)]);
+  assert.deepEqual([inb.retval, inb.mark], [TC_ACT_OK, proxyMark(DOWN)]);
+
+  // A UDP socket on the proxy's address and port is found (179 here, where bpf_sk_assign cannot run).
+  const sock = createSocket('udp4');
+  t.after(() => sock.close());
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  seed(h, ENFORCED, l7Policy(sock.address().port));
+  const found = h.run('from_container', { ...q, sport: 5354 }, { ctx: { mark: 0 } });
+  assert.deepEqual([found.retval, found.events[0]?.drop_reason], [TC_ACT_SHOT, DropReason.PROXY_SET_FAILED]);
 });
 
 test('the proxy\'s own packets (FROM_PROXY) are judged by policy, never redirected; their entries flagged PROXY_UPSTREAM, replies marked TO_PROXY', (t) => {
