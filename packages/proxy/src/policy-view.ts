@@ -19,6 +19,7 @@ import {
   type DirectionVerdict,
   type EndpointPolicy,
   type HttpRequest,
+  type L7Request,
   type Identity,
   type NamedPort,
   type Prefix,
@@ -41,6 +42,8 @@ export interface ProxySnapshot {
   identities: { id: number; labels: string[] }[];
   ipcache: { prefix: string; identity: number }[];
   endpoints: SnapshotEndpoint[];
+  /** toFQDNs: the addresses names resolved to through the DNS proxy (absent: none). */
+  fqdns?: { ip: string; names: string[] }[];
 }
 
 export interface RequestVerdict {
@@ -57,6 +60,7 @@ export interface RequestVerdict {
 }
 
 const TCP = 6;
+const UDP = 17;
 
 export class PolicyView {
   readonly revision: number;
@@ -75,9 +79,10 @@ export class PolicyView {
     }
     const rules = s.policies.flatMap((m, i) => translatePolicy(m, { source: 'agent', label: `policy ${i + 1}` }).rules);
     for (const e of s.endpoints) this.byIP.set(e.ip, e);
+    const dnsNames = new Map((s.fqdns ?? []).map((f) => [f.ip, f.names]));
     this.policies = resolveEndpoints(
       rules,
-      { identities },
+      { identities, dnsNames },
       s.endpoints.filter((e) => byId.has(e.identity)).map((e) => ({ key: e.ip, identity: byId.get(e.identity)!, namedPorts: e.namedPorts })),
     );
   }
@@ -97,6 +102,15 @@ export class PolicyView {
 
   /** The verdict on one HTTP request from src to dst:port. */
   decideHttp(srcIP: string, dstIP: string, port: number, req: HttpRequest): RequestVerdict {
+    return this.decide(srcIP, dstIP, TCP, port, { http: req });
+  }
+
+  /** The verdict on one DNS query for `name` from src to the server dst:port (egress only: DNS rules are never ingress rules). */
+  decideDns(srcIP: string, dstIP: string, protocol: 'udp' | 'tcp', port: number, name: string): RequestVerdict {
+    return this.decide(srcIP, dstIP, protocol === 'udp' ? UDP : TCP, port, { dns: { query: name } });
+  }
+
+  private decide(srcIP: string, dstIP: string, proto: number, port: number, req: L7Request): RequestVerdict {
     const srcIdentity = this.identityOf(srcIP);
     const dstIdentity = this.identityOf(dstIP);
     const src = this.byIP.get(srcIP);
@@ -105,9 +119,9 @@ export class PolicyView {
     let egress: DirectionVerdict | undefined;
     let ingress: DirectionVerdict | undefined;
     const sp = src && this.policies.get(src.ip);
-    if (sp) egress = decideDirection(sp.egress, src!.name, dstIdentity, TCP, port, { http: req });
+    if (sp) egress = decideDirection(sp.egress, src!.name, dstIdentity, proto, port, req);
     const dp = dst && this.policies.get(dst.ip);
-    if (dp) ingress = decideDirection(dp.ingress, dst!.name, srcIdentity, TCP, port, { http: req });
+    if (dp) ingress = decideDirection(dp.ingress, dst!.name, srcIdentity, proto, port, req);
     const sides = { ...(egress ? { egress } : {}), ...(ingress ? { ingress } : {}) };
     const denied = [egress, ingress].find((v) => v && !v.allowed);
     if (denied) return { ...base, ...sides, allowed: false, rules: denied.rules, reason: denied.reason };
