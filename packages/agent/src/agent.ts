@@ -18,6 +18,8 @@ import { restorePolicies } from './apply/restore-policies.js';
 import type { AgentConfig } from './config.js';
 import { dnsAddressOf, hostAddresses, prepareStateDir } from './host.js';
 import { DnsServer } from './dns/dns-server.js';
+import { FqdnProxy } from './dns/fqdn-proxy.js';
+import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
 import { netnsResolvConf, type PodEtcFiles } from './dns/netns-resolv-conf.js';
 import { KUBE_DNS, ServiceManager, dnsServerPod, kubeDnsService } from './services/service-manager.js';
 import type { AddressingSnapshot } from './services/service-addressing.js';
@@ -70,6 +72,7 @@ export class Agent {
   private api!: ApiServer;
   private proxyHub!: ProxyHub;
   private proxy?: ProxySupervisor;
+  private fqdn?: FqdnProxy;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -97,6 +100,7 @@ export class Agent {
     cell('L7 proxy redirect', () => this.startRedirect());
     cell('workloads', () => this.startWorkloads(), () => this.stopWorkloads());
     cell('cluster DNS', () => this.startDns(), () => this.dns?.stop());
+    cell('DNS proxy', () => this.fqdn?.start(), () => this.fqdn?.stop());
     cell('API', () => this.startApi(), () => {
       this.proxyHub?.close();
       return this.api?.stop();
@@ -128,7 +132,22 @@ export class Agent {
 
   private async startWorkloads(): Promise<void> {
     const snapshot = await this.store.getState<IdentitySnapshot>('identities');
-    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), onChange: () => this.proxyHub?.refresh(), ...(this.config.proxyPort ? { proxy: { http: this.config.proxyPort } } : {}) });
+    const proxyPorts = { ...(this.config.proxyPort ? { http: this.config.proxyPort } : {}), ...(this.config.dnsProxyPort ? { dns: this.config.dnsProxyPort } : {}) };
+    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), onChange: () => this.proxyHub?.refresh(), proxy: proxyPorts });
+    if (this.config.dnsProxyPort) {
+      this.fqdn = new FqdnProxy({
+        address: PROXY_LISTENER_IP,
+        port: this.config.dnsProxyPort,
+        minTtl: this.config.tofqdnsMinTtl,
+        snapshot: () => this.proxyHub.current(),
+        regenerate: () => this.queue.run(() => this.applier.regenerate()),
+        load: () => this.store.getState<FqdnCacheEntry[]>('fqdn-cache'),
+        save: (entries) => this.store.setState('fqdn-cache', entries),
+        event: (e) => this.proxyHub.receive([e]),
+        problem: (p) => this.problems.add(p),
+      });
+      await this.fqdn.restore();
+    }
     this.supervisor = new ContainerSupervisor({ runner: defaultProcessRunner, queue: this.queue, logDir: `${this.config.stateDir}/logs`, changed: (rt) => this.podChanged(rt) });
     const snapshotOfServices = await this.store.getState<AddressingSnapshot>('services');
     const etc = (this.etc = netnsResolvConf(() => this.services.addressing.dnsIP));
@@ -147,6 +166,7 @@ export class Agent {
       services: this.services,
       hostAddresses,
       virtualEndpoints: () => virtualEndpoints,
+      dnsNames: () => this.fqdn?.cache.dnsNames() ?? new Map(),
       problem: (p) => this.problems.add(p),
     });
     await this.queue.run(async () => {
@@ -163,6 +183,7 @@ export class Agent {
       identities: () => this.endpoints.identities.list(),
       ipcache: () => this.endpoints.ipcache(),
       endpoints: () => this.pods.list().map((rt) => ({ epId: rt.state.epId, ip: rt.state.ip, name: `${rt.state.namespace}/${rt.state.name}`, identity: this.endpoints.identityOf(rt.state.epId)?.id, namedPorts: podNamedPorts(rt.manifest) })),
+      fqdns: () => this.fqdn?.cache.dnsNames() ?? new Map(),
     });
     const prober = new ReadinessProber(runProbe, this.queue, (rt) => this.supervisor.settle(rt));
     this.monitor = setInterval(() => {
@@ -210,6 +231,7 @@ export class Agent {
       shutdown: (t) => this.shutdownRequested?.(t),
       testHosts: this.testHosts,
       proxy: { hub: this.proxyHub, process: () => this.proxy?.status(), listener: this.config.proxyPort ? `${PROXY_LISTENER_IP}:${this.config.proxyPort}` : '' },
+      ...(this.fqdn ? { fqdn: this.fqdn } : {}),
     });
     this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
@@ -250,6 +272,7 @@ export class Agent {
     if (removeEverything) {
       if (this.monitor) clearInterval(this.monitor);
       await this.dns?.stop();
+      await this.fqdn?.stop();
       await this.proxy?.terminate();
       for (const p of await disableProxyRedirect(this.datapath, this.podNet?.routerIf ?? `${this.config.namePrefix}_r`, this.config.namePrefix)) this.progress(`down: ${p}`);
       const problems = await this.queue.run(() => teardown({ store: this.store, pods: this.pods, endpoints: this.endpoints, datapath: this.datapath, serviceDatapath: this.serviceDatapath, podNet: this.podNet, pinRoot: this.config.pinRoot, ownRails: [this.config.podCIDR, this.config.serviceCIDR], etc: this.etc, netnsPrefix: `${this.config.namePrefix}_pod_` }));

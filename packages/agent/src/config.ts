@@ -22,9 +22,14 @@ export interface AgentConfig {
   policyMapMaxEntries?: number;
   /** The L7 proxy's listener port on 127.0.0.1, which HTTP entries name (0: no proxy; L7 rules enforced at L4 only). */
   proxyPort: number;
+  /** The DNS proxy's port on 127.0.0.1 (UDP and TCP), which DNS entries name (0: no DNS proxy; DNS rules enforced at L4 only). */
+  dnsProxyPort: number;
+  /** toFQDNs: an answer's TTL below this many seconds is raised to it (Cilium's --tofqdns-min-ttl; default 0, the TTL as answered). */
+  tofqdnsMinTtl: number;
 }
 
 export const DEFAULT_PROXY_PORT = 15001;
+export const DEFAULT_DNS_PROXY_PORT = 15053;
 
 export const DEFAULT_STATE_DIR = '/var/lib/membrane';
 
@@ -41,7 +46,9 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     dnsUpstreams: flags.dnsUpstreams ?? (env['MEMBRANE_DNS_UPSTREAM'] ? env['MEMBRANE_DNS_UPSTREAM'].split(',') : hostResolvers()),
     pinRoot: flags.pinRoot ?? env['MEMBRANE_PIN_ROOT'] ?? '/sys/fs/bpf/membrane',
     namePrefix,
-    proxyPort: flags.proxyPort ?? proxyPortOf(env['MEMBRANE_PROXY_PORT']),
+    proxyPort: flags.proxyPort ?? portOf('MEMBRANE_PROXY_PORT', env['MEMBRANE_PROXY_PORT'], DEFAULT_PROXY_PORT, 'no L7 proxy'),
+    dnsProxyPort: flags.dnsProxyPort ?? portOf('MEMBRANE_DNS_PROXY_PORT', env['MEMBRANE_DNS_PROXY_PORT'], DEFAULT_DNS_PROXY_PORT, 'no DNS proxy'),
+    tofqdnsMinTtl: flags.tofqdnsMinTtl ?? secondsOf('MEMBRANE_TOFQDNS_MIN_TTL', env['MEMBRANE_TOFQDNS_MIN_TTL']),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }
@@ -58,9 +65,16 @@ export function hostResolvers(path = '/etc/resolv.conf'): string[] {
   }
 }
 
-function proxyPortOf(v: string | undefined): number {
-  if (v === undefined || v === '') return DEFAULT_PROXY_PORT;
+function portOf(name: string, v: string | undefined, fallback: number, zero: string): number {
+  if (v === undefined || v === '') return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`MEMBRANE_PROXY_PORT "${v}" is not a port (0 to 65535; 0: no L7 proxy)`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} "${v}" is not a port (0 to 65535; 0: ${zero})`);
+  return n;
+}
+
+function secondsOf(name: string, v: string | undefined): number {
+  if (v === undefined || v === '') return 0;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} "${v}" is not a number of seconds (0 or more)`);
   return n;
 }

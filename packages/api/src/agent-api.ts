@@ -97,9 +97,29 @@ export interface StatusResponse {
     snapshot?: { revision: number; applied: number };
     events?: { received: number; lost: number };
   };
+  /** The DNS proxy (in the agent) and its toFQDNs cache. */
+  dnsProxy: {
+    state: string;
+    listener?: string;
+    queries?: { total: number; forwarded: number; refused: number; servfail: number; formerr: number; dropped: number };
+    /** Name/address pairs learnt from allowed answers, and when the next one expires. */
+    fqdnCache?: { entries: number; nextExpiry?: string };
+  };
   /** What the agent could not do and wants a person to know: stored objects it skipped, cleanups that failed. */
   problems: string[];
   versions: { membrane: string; node: string; kernel: string; libbpf: string };
+}
+
+/** One name/address pair of the toFQDNs cache (`membrane fqdn cache list`, as `cilium fqdn cache list`). */
+export interface FqdnCacheInfo {
+  name: string;
+  ip: string;
+  expiresAt: string;
+}
+
+/** `POST /v1/fqdn/cache`: names → addresses as if answered through the DNS proxy (Cilium's --tofqdns-pre-cache). */
+export interface FqdnPreload {
+  entries: { name: string; ips: string[]; ttl: number }[];
 }
 
 /** What `membrane exec` needs to enter a pod. */

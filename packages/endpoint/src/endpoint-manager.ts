@@ -98,6 +98,8 @@ export interface RegenerationInput {
   /** The host's own addresses (identity host in the ipcache); a virtual endpoint's address is never one. */
   hostAddresses: readonly string[];
   virtualEndpoints?: readonly VirtualEndpoint[];
+  /** toFQDNs: address → the names it resolved to through the DNS proxy. Each address gets a CIDR identity (/32) and an ipcache entry. */
+  dnsNames?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface PlannedEndpoint {
@@ -178,7 +180,7 @@ export class EndpointManager {
     }
     const virtual = input.virtualEndpoints ?? [];
     const virtualLabels = virtual.map((v) => endpointIdentityLabels({ namespace: v.namespace, podLabels: v.podLabels, namespaceLabels: v.namespaceLabels, serviceAccount: v.serviceAccount }));
-    const cidrs = cidrPrefixes(input.rules);
+    const cidrs = [...new Map([...cidrPrefixes(input.rules), ...fqdnPrefixes(input.dnsNames)].map((p) => [formatPrefix(p), p])).values()];
     const byLabels = identities.sync([...labelsOf.values(), ...virtualLabels, ...cidrs.map((p) => cidrIdentityLabels(formatPrefix(p)))]);
     const identityOf = (e: EndpointSpec) => byLabels.get(labelsOf.get(e.epId)!.toString())!;
 
@@ -192,7 +194,7 @@ export class EndpointManager {
     virtual.forEach((v, i) => ipcache.upsert({ prefix: hostPrefix(v.ipv4)!, identity: byLabels.get(virtualLabels[i]!.toString())!.id, source: 'endpoint' }));
     for (const e of input.endpoints) ipcache.upsert({ prefix: hostPrefix(e.ipv4)!, identity: identityOf(e).id, endpointId: e.epId, source: 'endpoint' });
 
-    const selection = { identities: identities.list() };
+    const selection = { identities: identities.list(), ...(input.dnsNames ? { dnsNames: input.dnsNames } : {}) };
     const policies = resolveEndpoints(
       input.rules,
       selection,
@@ -354,6 +356,16 @@ export class EndpointManager {
     for (const i of this.installed.values()) if (i.map) this.dp.releasePolicy(i.map);
     this.installed.clear();
   }
+}
+
+/** The /32 of every address a toFQDNs name resolved to (IPv4: the datapath's family). */
+function fqdnPrefixes(dnsNames: ReadonlyMap<string, readonly string[]> | undefined): Prefix[] {
+  const out: Prefix[] = [];
+  for (const ip of dnsNames?.keys() ?? []) {
+    const p = hostPrefix(ip);
+    if (p && p.family === 4) out.push(p);
+  }
+  return out;
 }
 
 /** Every prefix CIDR peers and their exceptions name (each gets a CIDR identity and an ipcache entry). */

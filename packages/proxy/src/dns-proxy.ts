@@ -47,6 +47,8 @@ export interface DnsLesson {
 }
 
 export interface DnsEvent {
+  /** Tells a DNS event from an HTTP one (L7HttpEvent). */
+  kind: 'dns';
   time: string;
   protocol: 'udp' | 'tcp';
   client: DnsEndpointRef;
@@ -163,6 +165,7 @@ export class DnsProxy {
     const verdict = this.d.judge(ctx, question.name);
     const event = (rcode: string, v: DnsEvent['verdict'], extra: { ips?: string[]; ttl?: number; reason?: string } = {}) =>
       this.d.event({
+        kind: 'dns',
         time: new Date(started).toISOString(),
         protocol: ctx.protocol,
         client: ctx.client,

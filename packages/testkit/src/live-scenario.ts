@@ -18,13 +18,14 @@
 import { Cleanup, Datapath, DropReason, Direction, EventType, TestHosts, numberToIPv4, type DatapathEvent } from '@membrane/datapath';
 import { EndpointRealizer } from '@membrane/endpoint';
 import { buildWorld, evaluateProbe, parseScenario, type Scenario, type ScenarioProbe, type World, type WorldPeer } from '@membrane/policy';
-import { SKIP_FQDN, outsideAddress, type LiveOutcome, type LiveProbe, type ServerPorts } from '@membrane/cli/live';
+import { outsideAddress, type LiveOutcome, type LiveProbe, type ServerPorts } from '@membrane/cli/live';
 import { mapEndpointIPs } from './pod-ips.js';
 import type { Pod, PodNetwork } from './pods.js';
 import { runProbeClient, startProbeServer } from './traffic.js';
 
 /** This harness runs the datapath without an agent, so without the L7 proxy: `membrane policy test --live` makes HTTP probes live. */
-export const SKIP_L7 = "L7 probes need the agent's proxy: this agent-less harness skips them (membrane policy test --live runs HTTP)";
+export const SKIP_L7 = "L7 probes need the agent's proxies: this agent-less harness skips them (membrane policy test --live runs HTTP and DNS)";
+export const SKIP_FQDN = "a peer known by its FQDN needs the agent's DNS proxy and toFQDNs cache: this agent-less harness skips it (membrane policy test --live runs it)";
 export const SKIP_SELF = 'a pod probing itself never crosses its veth';
 export const SKIP_SCTP = 'SCTP is not probed live (Node has no SCTP sockets)';
 export const skipIcmpType = (t: number) => `ICMP type ${t} is not probed live: the kernel sends nothing back to observe (only types 8 and 13 are answered)`;

@@ -1,15 +1,16 @@
 /** The REST API's answers, from the agent's parts (views over them; changes go to the applier). */
-import { MembraneError, type StatusResponse } from '@membrane/api';
+import { MembraneError, type FqdnPreload, type StatusResponse } from '@membrane/api';
 import { linkShow, type Datapath, type TestHosts } from '@membrane/datapath';
-import type { L7HttpEvent } from '@membrane/proxy';
+import type { L7Event } from '@membrane/proxy';
 import type { EndpointManager } from '@membrane/endpoint';
-import type { Repository } from '@membrane/policy';
+import { checkMatchName, parseIP, type Repository } from '@membrane/policy';
 import type { Applier } from '../apply/applier.js';
 import type { AgentConfig } from '../config.js';
 import { containerLogPath } from '../pods/container-supervisor.js';
 import type { PodManager } from '../pods/pod-manager.js';
 import type { PodRuntime } from '../pods/pod-runtime.js';
 import type { ProblemLog } from '../problem-log.js';
+import type { FqdnProxy } from '../dns/fqdn-proxy.js';
 import type { ProxyHub } from '../proxy/proxy-hub.js';
 import type { ProxyProcessStatus } from '../proxy/proxy-supervisor.js';
 import type { ServiceManager } from '../services/service-manager.js';
@@ -39,6 +40,8 @@ export interface AgentParts {
     process: () => ProxyProcessStatus | undefined;
     listener: string;
   };
+  /** The DNS proxy (undefined: no DNS proxy port). */
+  fqdn?: FqdnProxy;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -68,6 +71,7 @@ export function agentApi(p: AgentParts): AgentApi {
         services: { total: new Set(p.services.list().map((f) => f.service)).size, frontends: p.services.list().length, serviceCIDR: p.config.serviceCIDR, dns: p.services.addressing.dnsIP },
         problems: p.problems.list(),
         proxy: proxyStatus(p),
+        dnsProxy: dnsProxyStatus(p.fqdn),
       });
     },
     apply: async (r) => {
@@ -112,11 +116,41 @@ export function agentApi(p: AgentParts): AgentApi {
     },
     proxySnapshot: (after) => p.proxy.hub.poll(after),
     proxyEvents: (b) => {
-      const events = Array.isArray(b.events) ? (b.events as L7HttpEvent[]) : [];
+      const events = Array.isArray(b.events) ? (b.events as L7Event[]) : [];
       p.proxy.hub.receive(events, typeof b.lost === 'number' ? b.lost : 0);
       return { accepted: events.length };
     },
+    fqdnCache: () => (p.fqdn?.cache.list() ?? []).map((e) => ({ name: e.name, ip: e.ip, expiresAt: new Date(e.expiresAt).toISOString() })),
+    preloadFqdn: async (req) => {
+      if (!p.fqdn) throw new MembraneError('MEMBRANE_E_USAGE', 'the DNS proxy is off (MEMBRANE_DNS_PROXY_PORT=0): there is no toFQDNs cache to fill');
+      const entries = checkPreload(req);
+      await p.fqdn.preload(entries);
+      return { entries: p.fqdn.cache.size };
+    },
+    clearFqdn: async () => {
+      await p.fqdn?.clear();
+      return { entries: 0 };
+    },
   };
+}
+
+/** A pre-cache request, checked whole before anything is learnt. */
+function checkPreload(req: unknown): FqdnPreload['entries'] {
+  const entries = (req as FqdnPreload | undefined)?.entries;
+  if (!Array.isArray(entries)) throw new MembraneError('MEMBRANE_E_USAGE', 'fqdn cache: "entries" must be a list of {name, ips, ttl}');
+  entries.forEach((e: FqdnPreload['entries'][number], i) => {
+    const at = `fqdn cache: entries[${i}]`;
+    if (typeof e?.name !== 'string' || checkMatchName(e.name)) throw new MembraneError('MEMBRANE_E_USAGE', `${at}.name: ${typeof e?.name === 'string' ? checkMatchName(e.name) : 'must be a DNS name'}`);
+    if (!Array.isArray(e.ips) || e.ips.some((ip: unknown) => typeof ip !== 'string' || !/^\d+\.\d+\.\d+\.\d+$/.test(ip) || !parseIP(ip))) throw new MembraneError('MEMBRANE_E_USAGE', `${at}.ips: must be a list of IPv4 addresses`);
+    if (!Number.isInteger(e.ttl) || e.ttl < 0) throw new MembraneError('MEMBRANE_E_USAGE', `${at}.ttl: must be a number of seconds (0 or more)`);
+  });
+  return entries;
+}
+
+function dnsProxyStatus(f: FqdnProxy | undefined): StatusResponse['dnsProxy'] {
+  if (!f) return { state: 'disabled (no DNS proxy port): DNS rules are enforced at L4 only, toFQDNs selects nothing' };
+  const s = f.status();
+  return { state: s.state, listener: s.listener, queries: { total: s.stats.queries, forwarded: s.stats.forwarded, refused: s.stats.refused, servfail: s.stats.servfail, formerr: s.stats.formerr, dropped: s.stats.dropped }, fqdnCache: s.cache };
 }
 
 async function settleProxy(p: AgentParts): Promise<void> {

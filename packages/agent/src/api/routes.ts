@@ -1,6 +1,6 @@
 /** The agent's REST routes (packages/api/src/agent-api.ts has the shapes). */
 import { existsSync, openSync, closeSync, readSync, statSync } from 'node:fs';
-import type { ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
+import type { ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
 import type { Route } from './http-api.js';
 
 /** What the routes serve. */
@@ -21,6 +21,9 @@ export interface AgentApi {
   /** The L7 proxy's long poll: a policy snapshot newer than `after` (which it has in force). */
   proxySnapshot(after: number): Promise<unknown>;
   proxyEvents(batch: { events?: unknown[]; lost?: number }): { accepted: number };
+  fqdnCache(): FqdnCacheInfo[];
+  preloadFqdn(req: FqdnPreload): Promise<{ entries: number }>;
+  clearFqdn(): Promise<{ entries: number }>;
 }
 
 /** Copy what was appended to a file since `offset`, in bounded chunks. Returns the new offset. */
@@ -56,6 +59,9 @@ export function agentRoutes(a: AgentApi): Route[] {
     { method: 'DELETE', path: '/v1/testhosts', handler: () => a.removeTestHosts() },
     { method: 'GET', path: '/v1/proxy/snapshot', handler: (r) => a.proxySnapshot(Number(r.query.get('after') ?? 0) || 0) },
     { method: 'POST', path: '/v1/proxy/events', handler: (r) => a.proxyEvents((r.body ?? {}) as { events?: unknown[]; lost?: number }) },
+    { method: 'GET', path: '/v1/fqdn/cache', handler: () => a.fqdnCache() },
+    { method: 'POST', path: '/v1/fqdn/cache', handler: (r) => a.preloadFqdn(r.body as FqdnPreload) },
+    { method: 'DELETE', path: '/v1/fqdn/cache', handler: () => a.clearFqdn() },
     { method: 'GET', path: '/v1/pods/:namespace/:name/exec', handler: (r) => a.execTarget(r.params['namespace']!, r.params['name']!) },
     {
       method: 'GET',

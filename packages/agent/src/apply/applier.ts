@@ -62,6 +62,8 @@ export interface ApplierDeps {
   hostAddresses: () => readonly string[];
   /** Endpoints without a pod network of their own (the DNS server): an identity and an address, no policy map. */
   virtualEndpoints: () => readonly VirtualEndpoint[];
+  /** toFQDNs: address → names it resolved to through the DNS proxy. */
+  dnsNames?: () => ReadonlyMap<string, readonly string[]>;
   /** Problems the agent reports in `status` (a regeneration that failed after a change, say). */
   problem: (what: string) => void;
 }
@@ -206,7 +208,13 @@ export class Applier {
   }
 
   private regenerationInput(pods: readonly PodRuntime[], repo: Repository, namespaces: ReadonlyMap<string, Record<string, string>>) {
-    return { endpoints: pods.map((rt) => endpointSpec(rt, namespaces)), rules: repo.rules(), hostAddresses: [...this.d.hostAddresses(), ...this.routerAddresses()], virtualEndpoints: this.d.virtualEndpoints() };
+    return {
+      endpoints: pods.map((rt) => endpointSpec(rt, namespaces)),
+      rules: repo.rules(),
+      hostAddresses: [...this.d.hostAddresses(), ...this.routerAddresses()],
+      virtualEndpoints: this.d.virtualEndpoints(),
+      ...(this.d.dnsNames ? { dnsNames: this.d.dnsNames() } : {}),
+    };
   }
 
   private routerAddresses(): string[] {

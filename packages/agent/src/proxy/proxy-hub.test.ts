@@ -52,13 +52,13 @@ test('settle waits for the ack of the new revision, only when a proxy is connect
 test('events: kept in a bounded ring, the evicted and the lost (reported by the proxy) counted, subscribers told', () => {
   const { h } = hub({ ringSize: 3 });
   const seen: string[] = [];
-  const off = h.subscribe((e) => seen.push(e.url));
+  const off = h.subscribe((e) => seen.push((e as L7HttpEvent).url));
   const ev = (url: string) => ({ url }) as L7HttpEvent;
   h.receive([ev('/1'), ev('/2')], 0);
   h.receive([ev('/3'), ev('/4')], 5);
   off();
   h.receive([ev('/5')]);
-  assert.deepEqual(h.recent().map((e) => e.url), ['/3', '/4', '/5']);
+  assert.deepEqual(h.recent().map((e) => (e as L7HttpEvent).url), ['/3', '/4', '/5']);
   assert.deepEqual(h.status().events, { received: 5, lost: 5, evicted: 2 });
   assert.deepEqual(seen, ['/1', '/2', '/3', '/4']);
 });

@@ -9,7 +9,7 @@
  *     bounded ring for the observer (counted, never silently dropped: what
  *     falls off the ring is counted).
  */
-import type { L7HttpEvent, ProxySnapshot } from '@membrane/proxy';
+import type { L7Event, ProxySnapshot } from '@membrane/proxy';
 import { buildSnapshot, type SnapshotSources } from './proxy-snapshot.js';
 
 export interface ProxyHubStatus {
@@ -35,12 +35,12 @@ export class ProxyHub {
   private polls = new Set<() => void>();
   private ackWaiters = new Set<() => void>();
   /** A circular buffer: `next` is where the next event goes once it is full. */
-  private readonly ring: L7HttpEvent[] = [];
+  private readonly ring: L7Event[] = [];
   private next = 0;
   private received = 0;
   private evicted = 0;
   private lost = 0;
-  private readonly subscribers = new Set<(e: L7HttpEvent) => void>();
+  private readonly subscribers = new Set<(e: L7Event) => void>();
 
   constructor(
     private readonly sources: SnapshotSources,
@@ -118,7 +118,7 @@ export class ProxyHub {
   }
 
   /** Events from the proxy. */
-  receive(events: readonly L7HttpEvent[], lost = 0): void {
+  receive(events: readonly L7Event[], lost = 0): void {
     this.lost += lost;
     const size = this.opts.ringSize ?? 4096;
     for (const e of events) {
@@ -134,12 +134,12 @@ export class ProxyHub {
   }
 
   /** The newest events, oldest first. */
-  recent(limit = this.ring.length): L7HttpEvent[] {
+  recent(limit = this.ring.length): L7Event[] {
     const ordered = [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
     return ordered.slice(Math.max(0, ordered.length - limit));
   }
 
-  subscribe(fn: (e: L7HttpEvent) => void): () => void {
+  subscribe(fn: (e: L7Event) => void): () => void {
     this.subscribers.add(fn);
     return () => this.subscribers.delete(fn);
   }

@@ -14,6 +14,8 @@ export interface SnapshotSources {
   identities: () => readonly Identity[];
   ipcache: () => readonly IPCacheEntry[];
   endpoints: () => readonly { epId: number; ip: string; name: string; identity: number | undefined; namedPorts: NamedPort[] }[];
+  /** toFQDNs: address → names (absent: none). */
+  fqdns?: () => ReadonlyMap<string, readonly string[]>;
 }
 
 /** The snapshot without its revision (the hub numbers what changed). */
@@ -28,5 +30,6 @@ export function buildSnapshot(s: SnapshotSources): SnapshotContent {
       .endpoints()
       .filter((e) => e.identity !== undefined)
       .map((e) => ({ epId: e.epId, ip: e.ip, name: e.name, identity: e.identity!, namedPorts: e.namedPorts })),
+    fqdns: [...(s.fqdns?.() ?? [])].map(([ip, names]) => ({ ip, names: [...names] })),
   };
 }

@@ -17,6 +17,7 @@ export interface StatusInputs {
   services: StatusResponse['services'];
   problems: readonly string[];
   proxy: StatusResponse['proxy'];
+  dnsProxy: StatusResponse['dnsProxy'];
 }
 
 export function statusView(s: StatusInputs): StatusResponse {
@@ -36,6 +37,7 @@ export function statusView(s: StatusInputs): StatusResponse {
     services: s.services,
     observer: { flowsSeen: 0, bufferSize: 0, lostEvents: 0 },
     proxy: s.proxy,
+    dnsProxy: s.dnsProxy,
     problems: [...s.problems],
     versions: { membrane: VERSION, node: process.version, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), libbpf },
   };

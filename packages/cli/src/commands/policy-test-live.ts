@@ -24,8 +24,16 @@
  * them there: allowed = the probe server's 200, denied = the proxy's 403 or
  * a drop at L3/L4.
  *
- * Not made live yet, reported as SKIPPED with the reason (never passed):
- * DNS probes and probes to peers known by FQDN (no DNS proxy yet), the host and other reserved entities (nothing on one machine
+ * DNS probes are real queries to the probe server (which answers the
+ * scenario's names), judged by the agent's DNS proxy where a DNS rule sends
+ * them there: allowed = the server's answer, denied = REFUSED or a drop. A
+ * peer known by FQDN is judged "as if the name had been looked up through
+ * the DNS proxy beforehand" (the scenario format): its names and address are
+ * put in the agent's toFQDNs cache before the probes (as Cilium's
+ * --tofqdns-pre-cache would), and the cache is cleared with the scenario.
+ *
+ * Not made live, reported as SKIPPED with the reason (never passed):
+ * the host and other reserved entities (nothing on one machine
  * has their identity), an outside address outside the documentation
  * ranges, a pod probing itself, SCTP, and ICMP types other than 8 and 13.
  */
@@ -40,7 +48,7 @@ import { renderTable } from '../printers/table.js';
 import type { Io } from '../io.js';
 import { SERVER_READY, type LiveOutcome, type LiveProbe, type ServerPorts } from '../live/probe-protocol.js';
 import { PrivateAgent, sleep } from '../live/private-agent.js';
-import { SKIP_FQDN, outsideAddress } from '../live/outside-peers.js';
+import { outsideAddress } from '../live/outside-peers.js';
 import { AGENT_MAIN } from './lifecycle-cmds.js';
 
 const LIVE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../live');
@@ -50,7 +58,6 @@ const PROBE_CLIENT = resolve(LIVE_DIR, 'probe-client.js');
 /** The port a pod with no TCP port to serve listens on for its readiness probe. */
 const READINESS_PORT = 65431;
 
-export const SKIP_DNS = 'DNS probes need the DNS proxy (not implemented yet)';
 export const SKIP_SELF = 'a pod probing itself never crosses its veth';
 export const SKIP_SCTP = 'SCTP is not probed live (Node has no SCTP sockets)';
 const skipIcmpType = (t: number) => `ICMP type ${t} is not probed live (only types 8 and 13 are answered by the kernel)`;
@@ -85,12 +92,10 @@ function endpointKey(s: Scenario, name: string): string | undefined {
 
 /** Why a probe cannot be made live yet, or undefined when it can. */
 function skipReason(s: Scenario, p: ScenarioProbe): string | undefined {
-  if (p.dns) return SKIP_DNS;
   for (const side of [p.from, p.to]) {
     if (endpointKey(s, side)) continue;
     const a = outsideAddress(s, side);
     if ('skip' in a) return a.skip;
-    if (side === p.to && s.outside.find((x) => x.name === side)?.fqdns?.length) return SKIP_FQDN;
   }
   if (endpointKey(s, p.from) === endpointKey(s, p.to)) return SKIP_SELF;
   if (p.protocol === 'SCTP') return SKIP_SCTP;
@@ -189,10 +194,15 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
     }
   }
   const peerKey = (name: string) => endpointKey(s, name) ?? name;
+  // What the scenario's names resolve to: its DNS servers answer them, and the toFQDNs cache holds them.
+  const names: Record<string, string[]> = {};
+  for (const o of s.outside) for (const n of o.ip ? (o.fqdns ?? []) : []) (names[n.toLowerCase().replace(/\.$/, '')] ??= []).push(o.ip!);
   for (const { p } of live) {
     const ports = serverPorts.get(peerKey(p.to))!;
     if (p.protocol === 'TCP' && !ports.tcp.includes(p.port!)) ports.tcp.push(p.port!);
     if (p.protocol === 'UDP' && !ports.udp.includes(p.port!)) ports.udp.push(p.port!);
+    if (p.dns && !(ports.dns ??= []).includes(p.port!)) ports.dns.push(p.port!);
+    if (p.dns) ports.names = names;
   }
 
   const namespaces = new Map<string, Record<string, string>>([['default', {}], ['kube-system', {}]]);
@@ -248,6 +258,8 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
     }
     await waitReady(agent, [...new Set(s.endpoints.map((e) => e.namespace))], new Set(s.endpoints.map((e) => `${e.namespace}/${e.name}`)));
     if (policyDocs.length) await agent.call('POST', '/v1/apply', { documents: policyDocs });
+    const preload = Object.entries(names).map(([name, ips]) => ({ name, ips, ttl: 3600 }));
+    if (preload.length) await agent.call('POST', '/v1/fqdn/cache', { entries: preload });
 
     await Promise.all(
       s.endpoints.map(async (e) => {
@@ -261,7 +273,7 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
       const from = peerKey(p.from);
       const list = byClient.get(from) ?? [];
       byClient.set(from, list);
-      list.push({ id: p.index, protocol: p.protocol as LiveProbe['protocol'], ip: ips.get(peerKey(p.to))!, ...(p.protocol === 'ICMP' ? { icmpType: p.icmp?.type ?? 8 } : { port: p.port! }), ...(p.http ? { http: { method: p.http.method ?? 'GET', path: p.http.path ?? '/', ...(p.http.host ? { host: p.http.host } : {}), ...(p.http.headers ? { headers: p.http.headers } : {}) } } : {}) });
+      list.push({ id: p.index, protocol: p.protocol as LiveProbe['protocol'], ip: ips.get(peerKey(p.to))!, ...(p.protocol === 'ICMP' ? { icmpType: p.icmp?.type ?? 8 } : { port: p.port! }), ...(p.http ? { http: { method: p.http.method ?? 'GET', path: p.http.path ?? '/', ...(p.http.host ? { host: p.http.host } : {}), ...(p.http.headers ? { headers: p.http.headers } : {}) } } : {}), ...(p.dns ? { dns: { query: p.dns.query } } : {}) });
     }
     const results = await Promise.all([...byClient].map(([from, probes]) => runProbeClient(netns.get(from)!, probes)));
     for (const o of results.flat()) outcomes.set(o.id, o);
@@ -269,6 +281,7 @@ async function runScenario(agent: PrivateAgent, file: string, s: Scenario): Prom
     for (const c of hostServers) c.kill('SIGTERM');
     await Promise.all(hostServers.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
     if (hosts.size) await agent.call('DELETE', '/v1/testhosts');
+    await agent.call('DELETE', '/v1/fqdn/cache');
     await cleanScenario(agent, s, namespaces, serviceAccounts);
   }
 

@@ -10,7 +10,6 @@
  */
 import type { Scenario } from '@membrane/policy';
 
-export const SKIP_FQDN = 'a peer known by its FQDN needs the DNS proxy (not implemented yet)';
 export const SKIP_HOST = 'the host entity is not probed live (the host is no test host)';
 export const skipEntity = (e: string) => `the ${e} entity is not probed live (nothing on one machine has that identity)`;
 export const skipAddress = (ip: string) => `${ip} is not a documentation address: test hosts live only in 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24`;

@@ -13,6 +13,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MembraneError, type StatusResponse } from '@membrane/api';
 import { call } from '../client.js';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
+
+/** A port on 127.0.0.1 free for both TCP and UDP just now. */
+async function freePort(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const tcp = createServer();
+    const port = await new Promise<number>((res, rej) => {
+      tcp.once('error', rej);
+      tcp.listen(0, '127.0.0.1', () => res((tcp.address() as { port: number }).port));
+    });
+    const udp = createSocket('udp4');
+    const free = await new Promise<boolean>((res) => {
+      udp.once('error', () => res(false));
+      udp.bind(port, '127.0.0.1', () => res(true));
+    });
+    await new Promise<void>((r) => tcp.close(() => r()));
+    if (free) await new Promise<void>((r) => udp.close(() => r()));
+    if (free) return port;
+  }
+  throw new MembraneError('MEMBRANE_E_INTERNAL', 'no port on 127.0.0.1 is free for both TCP and UDP');
+}
 
 export const LIVE_POD_CIDR = '10.250.0.0/16';
 export const LIVE_SERVICE_CIDR = '10.251.0.0/16';
@@ -48,8 +70,11 @@ export class PrivateAgent {
 
   async start(opts: PrivateAgentOptions): Promise<void> {
     if (!existsSync(opts.agentMain)) throw new MembraneError('MEMBRANE_E_INTERNAL', `the agent is not built (${opts.agentMain}): run \`npm run build\``);
+    // Proxy ports of its own (free now on 127.0.0.1 for TCP and UDP), never the user's agent's.
+    const proxyPort = await freePort();
+    const dnsProxyPort = await freePort();
     const fd = openSync(this.logFile, 'a', 0o600);
-    const env = { ...process.env, MEMBRANE_STATE_DIR: this.dir, MEMBRANE_SOCKET: this.socket, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_NAME_PREFIX: this.namePrefix, MEMBRANE_POD_CIDR: LIVE_POD_CIDR, MEMBRANE_SERVICE_CIDR: LIVE_SERVICE_CIDR };
+    const env = { ...process.env, MEMBRANE_PROXY_PORT: String(proxyPort), MEMBRANE_DNS_PROXY_PORT: String(dnsProxyPort), MEMBRANE_STATE_DIR: this.dir, MEMBRANE_SOCKET: this.socket, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_NAME_PREFIX: this.namePrefix, MEMBRANE_POD_CIDR: LIVE_POD_CIDR, MEMBRANE_SERVICE_CIDR: LIVE_SERVICE_CIDR };
     // Its own process group: a Ctrl-C at the terminal reaches this command,
     // which then tears the agent down through its API (not half-way by signal).
     const child = spawn(process.execPath, [opts.agentMain, '--state-dir', this.dir, '--pod-cidr', LIVE_POD_CIDR, '--service-cidr', LIVE_SERVICE_CIDR, '--api-port', '0'], { env, detached: true, stdio: ['ignore', fd, fd] });

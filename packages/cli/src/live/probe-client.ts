@@ -11,6 +11,9 @@
  *         denied = the L7 proxy's 403 "Access denied", or no connection
  *         (dropped at L3/L4);
  *   UDP   a datagram (resent every UDP_RESEND_MS) and its echo;
+ *   DNS   one query for an A record over UDP (resent likewise) or TCP:
+ *         allowed = the server's answer (NOERROR or NXDOMAIN), denied =
+ *         REFUSED (the DNS proxy's) or nothing back (dropped at L3/L4);
  *   ICMP  type 8 with `ping -c 1 -W 1`; type 13 (timestamp) through a raw
  *         socket in python3, waiting for the kernel's timestamp reply (14).
  * A refusal, an unreachable error or a half-answered exchange is `error`.
@@ -20,6 +23,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import * as dnsPacket from 'dns-packet';
 import { HTTP_PROBE_BODY, ICMP_TIMEOUT_S, TCP_CONNECT_TIMEOUT_MS, UDP_RESEND_MS, UDP_TIMEOUT_MS, type LiveOutcome, type LiveProbe } from './probe-protocol.js';
 
 function outcome(p: LiveProbe, start: number, verdict: LiveOutcome['verdict'], detail: string, code?: string): LiveOutcome {
@@ -115,9 +119,48 @@ function httpProbe(p: LiveProbe): Promise<LiveOutcome> {
   });
 }
 
+/** How a DNS probe reads an answer: REFUSED is the DNS proxy's denial, any other answer the server's. */
+function judgeDns(p: LiveProbe, answer: Buffer, id: number, finish: Finish): void {
+  let a: dnsPacket.DecodedPacket;
+  try {
+    a = dnsPacket.decode(answer);
+  } catch {
+    return finish('error', `${p.dns!.query}: an answer that does not decode`);
+  }
+  if (a.id !== id || a.type !== 'response') return finish('error', `${p.dns!.query}: an answer to another query`);
+  const rcode = (a.flags ?? 0) & 0xf;
+  if (rcode === 5) return finish('denied', `${p.dns!.query}: REFUSED (the DNS proxy)`);
+  if (rcode === 0 || rcode === 3) return finish('allowed', `${p.dns!.query}: ${rcode === 0 ? 'NOERROR' : 'NXDOMAIN'} from the server`);
+  finish('error', `${p.dns!.query}: rcode ${rcode}`);
+}
+
+function dnsQuery(p: LiveProbe): { id: number; wire: Buffer } {
+  const id = randomBytes(2).readUInt16BE(0);
+  return { id, wire: dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: p.dns!.query }] }) };
+}
+
+function tcpDnsProbe(p: LiveProbe): Promise<LiveOutcome> {
+  const q = dnsQuery(p);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(q.wire.length);
+  const framedAnswer = (all: Buffer) => (all.length >= 2 && all.length >= 2 + all.readUInt16BE(0) ? all.subarray(2, 2 + all.readUInt16BE(0)) : undefined);
+  return tcpExchange(p, {
+    request: Buffer.concat([len, q.wire]),
+    received: (all, finish) => {
+      const a = framedAnswer(all);
+      if (a) judgeDns(p, a, q.id, finish);
+    },
+    quiet: (all, finish) => finish('error', `${p.dns!.query}: connected, but no answer (${all.length} bytes) within ${TCP_CONNECT_TIMEOUT_MS} ms`),
+    closed: (all, finish) => finish('error', `${p.dns!.query}: closed by the peer after ${all.length} bytes`),
+  });
+}
+
 function udpProbe(p: LiveProbe): Promise<LiveOutcome> {
   const start = performance.now();
-  const payload = randomBytes(p.bytes ?? 32);
+  const q = p.dns ? dnsQuery(p) : undefined;
+  const payload = q?.wire ?? randomBytes(p.bytes ?? 32);
+  // An echo probe's payload never reads as a DNS query (the QR bit is set), so a DNS port echoes it.
+  if (!q && payload.length > 2) payload[2]! |= 0x80;
   return new Promise((resolve) => {
     const s = createSocket('udp4');
     let sent = 0;
@@ -131,13 +174,14 @@ function udpProbe(p: LiveProbe): Promise<LiveOutcome> {
       s.close();
       resolve(outcome(p, start, verdict, detail, code));
     };
-    const timer = setTimeout(() => finish('denied', `no echo within ${UDP_TIMEOUT_MS} ms (${sent} datagrams sent)`), UDP_TIMEOUT_MS);
+    const timer = setTimeout(() => finish('denied', `no ${q ? 'answer' : 'echo'} within ${UDP_TIMEOUT_MS} ms (${sent} datagrams sent)`), UDP_TIMEOUT_MS);
     const send = () => {
       sent++;
       s.send(payload);
     };
     s.on('message', (msg) => {
-      if (msg.equals(payload)) finish('allowed', `datagram echoed (${sent} sent)`);
+      if (q) judgeDns(p, msg, q.id, finish);
+      else if (msg.equals(payload)) finish('allowed', `datagram echoed (${sent} sent)`);
       else finish('error', 'a datagram came back that is not the echo of the one sent');
     });
     // On a connected socket an ICMP error (port unreachable ...) surfaces here.
@@ -218,7 +262,7 @@ async function rawIcmpProbe(p: LiveProbe): Promise<LiveOutcome> {
 function probe(p: LiveProbe): Promise<LiveOutcome> {
   switch (p.protocol) {
     case 'TCP':
-      return p.http ? httpProbe(p) : tcpProbe(p);
+      return p.http ? httpProbe(p) : p.dns ? tcpDnsProbe(p) : tcpProbe(p);
     case 'UDP':
       return udpProbe(p);
     case 'ICMP':

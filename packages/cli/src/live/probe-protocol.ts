@@ -18,6 +18,8 @@ export interface LiveProbe {
   bytes?: number;
   /** TCP: one HTTP/1.1 request instead of the echo (the server answers it, the L7 proxy may first). */
   http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
+  /** UDP or TCP: one DNS query (type A) instead of the echo (the server answers it, the DNS proxy may first). */
+  dns?: { query: string };
 }
 
 /** The probe server's answer to an HTTP request it receives (body), so a 200 from anything else is not taken for it. */
@@ -26,6 +28,10 @@ export const HTTP_PROBE_BODY = 'probe-server: request served';
 export interface ServerPorts {
   tcp: number[];
   udp: number[];
+  /** Of those, the ports that answer DNS queries (over UDP and over TCP); anything else sent there is echoed. */
+  dns?: number[];
+  /** The A records the DNS ports answer with (name → addresses); other names get NXDOMAIN. */
+  names?: Record<string, string[]>;
 }
 
 /**
