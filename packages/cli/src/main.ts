@@ -11,6 +11,7 @@ import * as lc from './commands/lifecycle-cmds.js';
 import * as objs from './commands/objects-cmds.js';
 import * as ex from './commands/exec-cmds.js';
 import * as dm from './commands/demo-cmds.js';
+import * as fq from './commands/fqdn-cmds.js';
 import { processIo, type Io } from './io.js';
 import { VERSION } from './version.js';
 
@@ -34,6 +35,8 @@ const COMMANDS: Record<string, Command> = {
   'endpoint list': { help: objs.endpointListHelp, run: objs.endpointList },
   'identity list': { help: 'Usage: membrane identity list [-o json]', run: objs.identityList },
   'service list': { help: objs.serviceListHelp, run: objs.serviceList },
+  'fqdn cache list': { help: fq.fqdnListHelp, run: fq.fqdnList },
+  'fqdn cache clean': { help: fq.fqdnCleanHelp, run: fq.fqdnClean },
   wait: { help: objs.waitHelp, run: objs.wait },
   describe: { help: objs.describeHelp, run: objs.describeCmd },
   exec: { help: ex.execHelp, run: ex.exec },
@@ -60,6 +63,7 @@ Workloads and policies (kubectl-style):
   endpoint list [-o json]                  the 'cilium endpoint list' table
   identity list [-o json]
   service list [-o json]                   the 'cilium service list' table
+  fqdn cache list [-o json] | clean        the toFQDNs cache, as 'cilium fqdn cache'
   exec POD [-n NS] -- CMD...               run a command in a pod's network namespace
   logs POD [-n NS] [-f]
   wait --for=condition=Ready pod/NAME
@@ -84,9 +88,11 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     io.out(`membrane ${VERSION}\n`);
     return 0;
   }
+  // The longest command its first words name: `fqdn cache list`, `endpoint list`, `up`.
+  const words = [3, 2, 1].find((n) => argv.length >= n && COMMANDS[argv.slice(0, n).join(' ')]);
   const two = `${argv[0]} ${argv[1] ?? ''}`.trim();
-  const cmd = COMMANDS[two] ?? COMMANDS[argv[0]!];
-  const rest = COMMANDS[two] ? argv.slice(2) : argv.slice(1);
+  const cmd = words ? COMMANDS[argv.slice(0, words).join(' ')] : undefined;
+  const rest = argv.slice(words ?? 1);
   if (!cmd) {
     io.err(`membrane: unknown command "${two}"; run 'membrane --help' [MEMBRANE_E_USAGE]\n`);
     return 2;

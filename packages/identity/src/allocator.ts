@@ -13,7 +13,7 @@ import {
   cidrIdentityLabels,
   formatPrefix,
   parseLabel,
-  parsePrefix,
+  identityOf,
   reservedIdentities,
   type Identity,
   type Prefix,
@@ -55,12 +55,7 @@ export class IdentityAllocator {
   }
 
   private make(id: number, labels: LabelSet): Identity {
-    const cidr = labels.labels.find((l) => l.source === 'cidr');
-    if (cidr) {
-      const p = parsePrefix(cidr.key);
-      if (typeof p !== 'string') return { id, labels, prefix: p };
-    }
-    return { id, labels };
+    return identityOf(id, labels);
   }
 
   /** The identity of a label set, allocating it if new; each call takes a reference. */

@@ -66,6 +66,13 @@ export function cidrIdentityLabels(prefixText: string): LabelSet {
   ]);
 }
 
+/** An identity from its number and labels: a CIDR identity (label `cidr:<prefix>`) carries its prefix, which CIDR and toFQDNs selectors read. */
+export function identityOf(id: number, labels: LabelSet): Identity {
+  const cidr = labels.labels.find((l) => l.source === SOURCE_CIDR);
+  const prefix = cidr ? parsePrefix(cidr.key) : undefined;
+  return prefix && typeof prefix !== 'string' ? { id, labels, prefix } : { id, labels };
+}
+
 export function cidrIdentity(id: number, ip: string): Identity | undefined {
   const prefix = hostPrefix(ip);
   if (!prefix) return undefined;

@@ -12,6 +12,7 @@ import { IPCache } from '@membrane/identity';
 import {
   LabelSet,
   decideDirection,
+  identityOf,
   parseLabel,
   parsePrefix,
   resolveEndpoints,
@@ -71,7 +72,8 @@ export class PolicyView {
 
   constructor(s: ProxySnapshot) {
     this.revision = s.revision;
-    const identities: Identity[] = s.identities.map((i) => ({ id: i.id, labels: new LabelSet(i.labels.map(parseLabel)) }));
+    // CIDR identities carry their prefix (toCIDR and toFQDNs selectors read it).
+    const identities: Identity[] = s.identities.map((i) => identityOf(i.id, new LabelSet(i.labels.map(parseLabel))));
     const byId = new Map(identities.map((i) => [i.id, i]));
     for (const e of s.ipcache) {
       const p = parsePrefix(e.prefix, { allowBare: true });

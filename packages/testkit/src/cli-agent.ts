@@ -7,6 +7,7 @@
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +57,21 @@ export class CliAgent {
     const r = this.run(...args);
     if (r.status !== 0) throw new Error(`membrane ${args.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
     return r.stdout;
+  }
+
+  /** One request to the agent's API socket (what the CLI has no command for, e.g. test hosts). */
+  call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise<T>((res, rej) => {
+      const r = request({ socketPath: join(this.stateDir, 'agent.sock'), path, method, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (resp) => {
+        let text = '';
+        resp.setEncoding('utf8');
+        resp.on('data', (d: string) => (text += d));
+        resp.on('end', () => ((resp.statusCode ?? 500) < 300 ? res(JSON.parse(text || 'null') as T) : rej(new Error(`${method} ${path}: ${resp.statusCode} ${text}`))));
+      });
+      r.on('error', rej);
+      r.end(payload);
+    });
   }
 
   json<T>(...args: string[]): T {

@@ -1,0 +1,54 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { PolicyView, type ProxySnapshot } from './policy-view.js';
+
+// The agent's identities as the snapshot carries them (labels only): a pod, and a CIDR identity the proxy must see as a prefix.
+const SNAPSHOT: ProxySnapshot = {
+  revision: 1,
+  policies: [
+    {
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumNetworkPolicy',
+      metadata: { name: 'out', namespace: 'default' },
+      spec: {
+        endpointSelector: { matchLabels: { app: 'client' } },
+        egress: [
+          { toCIDR: ['203.0.113.53/32'], toPorts: [{ ports: [{ port: '53', protocol: 'ANY' }], rules: { dns: [{ matchPattern: '*.example.com' }] } }] },
+          { toCIDR: ['203.0.113.80/32'], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/ok' }] } }] },
+          { toFQDNs: [{ matchName: 'api.example.com' }], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }], rules: { http: [{ method: 'GET' }] } }] },
+        ],
+      },
+    } as never,
+  ],
+  identities: [
+    { id: 1000, labels: ['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=default'] },
+    { id: 16777217, labels: ['cidr:203.0.113.53/32', 'reserved:world'] },
+    { id: 16777218, labels: ['cidr:203.0.113.80/32', 'reserved:world'] },
+    { id: 16777219, labels: ['cidr:203.0.113.90/32', 'reserved:world'] },
+  ],
+  ipcache: [
+    { prefix: '10.0.0.10/32', identity: 1000 },
+    { prefix: '203.0.113.53/32', identity: 16777217 },
+    { prefix: '203.0.113.80/32', identity: 16777218 },
+    { prefix: '203.0.113.90/32', identity: 16777219 },
+  ],
+  endpoints: [{ epId: 1, ip: '10.0.0.10', name: 'default/client', identity: 1000, namedPorts: [] }],
+  fqdns: [{ ip: '203.0.113.90', names: ['api.example.com'] }],
+};
+
+test('CIDR peers: DNS and HTTP rules towards a toCIDR peer judge by the rule (the CIDR identity is read as its prefix)', () => {
+  const v = new PolicyView(SNAPSHOT);
+  assert.equal(v.decideDns('10.0.0.10', '203.0.113.53', 'udp', 53, 'www.example.com').allowed, true);
+  assert.equal(v.decideDns('10.0.0.10', '203.0.113.53', 'tcp', 53, 'www.example.com').allowed, true);
+  assert.equal(v.decideDns('10.0.0.10', '203.0.113.53', 'udp', 53, 'evil.test').allowed, false);
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.80', 80, { method: 'GET', path: '/ok', host: 'x', headers: {} }).allowed, true);
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.80', 80, { method: 'GET', path: '/no', host: 'x', headers: {} }).allowed, false);
+});
+
+test('toFQDNs peers: the snapshot\'s names select the address; HTTP rules under toFQDNs judge requests to it', () => {
+  const v = new PolicyView(SNAPSHOT);
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.90', 8080, { method: 'GET', path: '/', host: 'api.example.com', headers: {} }).allowed, true);
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.90', 8080, { method: 'POST', path: '/', host: 'api.example.com', headers: {} }).allowed, false);
+  const without = new PolicyView({ ...SNAPSHOT, fqdns: [] });
+  assert.equal(without.decideHttp('10.0.0.10', '203.0.113.90', 8080, { method: 'GET', path: '/', host: 'api.example.com', headers: {} }).allowed, false, 'no lookup: default deny');
+});
