@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // The traffic of bench/l7, run inside pods (one JSON line on stdout each):
 //   server PORT...                 an HTTP/1.1 server answering every request 200 "ok" (keep-alive)
-//   load IP PORT SECONDS CONNS     CONNS keep-alive connections, one request in flight on each,
-//                                  for SECONDS: {"rps", "p50_ms", "p90_ms", "p99_ms", "errors"}
+//   load IP PORT SECONDS CONNS [PATH [STATUS [close]]]
+//                                  CONNS keep-alive connections, one request (GET PATH, default
+//                                  /bench) in flight on each, for SECONDS; a response with STATUS
+//                                  (default 200) counts, any other is an error; with `close`, every
+//                                  request on a connection of its own:
+//                                  {"rps", "p50_ms", "p90_ms", "p99_ms", "errors"}
 //   idle IP PORT COUNT             COUNT connections, one request answered on each, then held open:
 //                                  prints {"open"} and keeps them until stdin closes
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
 
 const [mode, ...args] = process.argv.slice(2);
-const REQ = (ip, port) => `GET /bench HTTP/1.1\r\nhost: ${ip}:${port}\r\n\r\n`;
+const REQ = (ip, port, path = '/bench', close = false) => `GET ${path} HTTP/1.1\r\nhost: ${ip}:${port}\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
 
 function client(ip, port, onResponse, onError) {
   const s = connect({ host: ip, port: Number(port) });
@@ -45,7 +49,8 @@ if (mode === 'server') {
   }
   console.log(JSON.stringify({ listening: args }));
 } else if (mode === 'load') {
-  const [ip, port, seconds, conns] = args;
+  const [ip, port, seconds, conns, path = '/bench', want = '200', how] = args;
+  const close = how === 'close';
   const lat = [];
   let errors = 0;
   let done = false;
@@ -63,23 +68,32 @@ if (mode === 'server') {
   for (let i = 0; i < Number(conns); i++) {
     let sent = 0;
     let s;
+    const open1 = () => {
+      s = client(ip, port, (status) => {
+        if (status === want) lat.push(performance.now() - sent);
+        else errors++;
+        if (close) {
+          s.destroy();
+          return performance.now() > end ? finish() : open1();
+        }
+        next();
+      }, () => {
+        errors++;
+        finish();
+      });
+      s.on('connect', next);
+      if (close) sent = performance.now();
+    };
     const next = () => {
       if (performance.now() > end) {
         s.destroy();
         return finish();
       }
-      sent = performance.now();
-      s.write(REQ(ip, port));
+      // One request per connection: the clock started at connect.
+      if (!close) sent = performance.now();
+      s.write(REQ(ip, port, path, close));
     };
-    s = client(ip, port, (status) => {
-      if (status === '200') lat.push(performance.now() - sent);
-      else errors++;
-      next();
-    }, () => {
-      errors++;
-      finish();
-    });
-    s.on('connect', next);
+    open1();
   }
   setTimeout(() => done || process.exit(3), Number(seconds) * 1000 + 10_000).unref();
 } else if (mode === 'idle') {

@@ -5,9 +5,12 @@
 // whose ingress sends 8080 through the proxy (an HTTP rule) and allows 8081
 // at L3/L4 only. Rounds alternate proxied and direct (client and server
 // pinned to CPU 0, the proxy where the scheduler puts it):
-//   - requests per second over 8 keep-alive connections (proxy_rps_ratio);
-//   - p50/p90 latency of one request at a time on one connection, and what
-//     the proxy adds to the p90 (proxy_added_p90_ms);
+//   - requests per second over 8 keep-alive connections (proxy_rps_ratio),
+//     and through the proxy for a request it denies (403: proxy_denied_rps);
+//   - requests per second with one request per connection, 8 at a time
+//     (proxy_conn_rps_ratio);
+//   - p50/p90/p99 latency of one request at a time on one connection, and
+//     what the proxy adds to the p90 (proxy_added_p90_ms);
 //   - the proxy's resident memory per idle keep-alive connection, from 1000
 //     connections held open through it (proxy_kb_per_idle_conn).
 // Usage: bench/l7 [--quick]   (root; the last line is JSON)
@@ -86,24 +89,39 @@ spec:
   figures.proxy_kb_per_idle_conn = +((after - before) / IDLE).toFixed(2);
   log(`${IDLE} idle connections through the proxy: RSS ${before} kB -> ${after} kB`);
   const port = { direct: '8081', proxied: '8080' };
-  const res = { direct: { rps: [], p50: [], p90: [] }, proxied: { rps: [], p50: [], p90: [] } };
+  const res = { direct: { rps: [], conn: [], p50: [], p90: [], p99: [] }, proxied: { rps: [], conn: [], p50: [], p90: [], p99: [] } };
+  const denied = [];
+  const load = async (what, args) => {
+    const r = await firstLine(inPod(clientNetns, ['load', serverIP, ...args]));
+    if (r.errors) throw new Error(`${what}: ${r.errors} requests failed`);
+    return r;
+  };
   for (let r = 0; r < ROUNDS; r++) {
     for (const mode of r % 2 ? ['proxied', 'direct'] : ['direct', 'proxied']) {
-      const many = await firstLine(inPod(clientNetns, ['load', serverIP, port[mode], String(SECONDS), '8']));
-      const one = await firstLine(inPod(clientNetns, ['load', serverIP, port[mode], String(SECONDS), '1']));
-      if (many.errors || one.errors) throw new Error(`${mode}: ${many.errors + one.errors} requests failed`);
+      const many = await load(mode, [port[mode], String(SECONDS), '8']);
+      const perConn = await load(`${mode}, one request per connection`, [port[mode], String(SECONDS), '8', '/bench', '200', 'close']);
+      const one = await load(`${mode}, one at a time`, [port[mode], String(SECONDS), '1']);
       res[mode].rps.push(many.rps);
+      res[mode].conn.push(perConn.rps);
       res[mode].p50.push(one.p50_ms);
       res[mode].p90.push(one.p90_ms);
-      log(`round ${r + 1}/${ROUNDS} ${mode}: ${many.rps.toFixed(0)} requests/s on 8 connections; one at a time p50 ${one.p50_ms.toFixed(3)} ms, p90 ${one.p90_ms.toFixed(3)} ms`);
+      res[mode].p99.push(one.p99_ms);
+      log(`round ${r + 1}/${ROUNDS} ${mode}: ${many.rps.toFixed(0)} requests/s on 8 connections, ${perConn.rps.toFixed(0)}/s one per connection; one at a time p50 ${one.p50_ms.toFixed(3)} ms, p90 ${one.p90_ms.toFixed(3)} ms, p99 ${one.p99_ms.toFixed(3)} ms`);
     }
+    const d = await load('denied', [port.proxied, String(SECONDS), '8', '/denied', '403']);
+    denied.push(d.rps);
+    log(`round ${r + 1}/${ROUNDS} denied (403 from the proxy): ${d.rps.toFixed(0)} requests/s on 8 connections`);
   }
   for (const m of ['direct', 'proxied']) {
     figures[`rps_${m}`] = Math.round(mean(res[m].rps));
+    figures[`conn_rps_${m}`] = Math.round(mean(res[m].conn));
     figures[`p50_ms_${m}`] = +mean(res[m].p50).toFixed(3);
     figures[`p90_ms_${m}`] = +mean(res[m].p90).toFixed(3);
+    figures[`p99_ms_${m}`] = +mean(res[m].p99).toFixed(3);
   }
+  figures.proxy_denied_rps = Math.round(mean(denied));
   figures.proxy_rps_ratio = +(mean(res.proxied.rps) / mean(res.direct.rps)).toFixed(3);
+  figures.proxy_conn_rps_ratio = +(mean(res.proxied.conn) / mean(res.direct.conn)).toFixed(3);
   figures.proxy_added_p90_ms = +(mean(res.proxied.p90) - mean(res.direct.p90)).toFixed(3);
 
 } catch (e) {
@@ -115,7 +133,11 @@ spec:
 
 console.log(['MEASURE'.padEnd(34), 'DIRECT'.padEnd(12), 'PROXIED'.padEnd(12), 'RATIO / ADDED'].join(''));
 console.log(['requests / s (8 connections)'.padEnd(34), String(figures.rps_direct).padEnd(12), String(figures.rps_proxied).padEnd(12), String(figures.proxy_rps_ratio)].join(''));
+console.log(['requests / s (1 per connection)'.padEnd(34), String(figures.conn_rps_direct).padEnd(12), String(figures.conn_rps_proxied).padEnd(12), String(figures.proxy_conn_rps_ratio)].join(''));
+console.log(['requests / s denied (403)'.padEnd(34), '-'.padEnd(12), String(figures.proxy_denied_rps).padEnd(12), ''].join(''));
+console.log(['p50 one at a time (ms)'.padEnd(34), String(figures.p50_ms_direct).padEnd(12), String(figures.p50_ms_proxied).padEnd(12), ''].join(''));
 console.log(['p90 one at a time (ms)'.padEnd(34), String(figures.p90_ms_direct).padEnd(12), String(figures.p90_ms_proxied).padEnd(12), `+${figures.proxy_added_p90_ms}`].join(''));
+console.log(['p99 one at a time (ms)'.padEnd(34), String(figures.p99_ms_direct).padEnd(12), String(figures.p99_ms_proxied).padEnd(12), ''].join(''));
 console.log(`proxy memory per idle connection: ${figures.proxy_kb_per_idle_conn} kB`);
 console.log(JSON.stringify({ bench: 'l7', figures, config }));
 process.exit(exitCode);

@@ -10,7 +10,7 @@ import { createServer as createHttp, type Server as HttpServer } from 'node:http
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { checkRequest, removeDotSegments } from './http-checks.js';
-import { createHttpProxy, type L7HttpEvent, type RequestJudge } from './http-proxy.js';
+import { createHttpProxy, type HttpProxyServer, type L7HttpEvent, type RequestJudge } from './http-proxy.js';
 
 /** Allows GET /public/..., POST /v1/request-landing and everything of method UPLOAD or with x-allow. */
 const judge: RequestJudge = {
@@ -41,7 +41,7 @@ describe('http-checks', () => {
 
 describe('HTTP proxy', () => {
   let upstream: HttpServer;
-  let proxy: HttpServer;
+  let proxy: HttpProxyServer;
   let silent: Server;
   let up: AddressInfo;
   let target = () => ({ ip: '127.0.0.1', port: up.port });

@@ -7,23 +7,32 @@
  * connection, opened from the client's own address so the destination sees
  * (and its policy judges) the real client.
  *
+ * Only heads are parsed (http-wire.ts, strict); bodies and responses pass
+ * as the bytes they are, counted to find where each message ends, so the
+ * cost per request is one head parse, one judgement and the copies the
+ * kernel makes. Requests are taken one at a time: the next head is read
+ * once the previous response has ended, so a local answer (403, 400, 503)
+ * never lands inside an upstream's response.
+ *
  *   request      checked (http-checks.ts), judged (PolicyView), forwarded
- *                with the normalized path; bodies stream both ways, never
- *                buffered whole;
+ *                with the normalized path and without hop-by-hop headers;
+ *                bodies stream both ways, never buffered whole;
  *   denied       403 "Access denied" (as Cilium's Envoy answers), an event;
+ *                its body is read and dropped, the connection carries on;
  *   malformed    400 and the connection closed, an event;
- *   upstream     refused or reset: 503; no answer in time: 504;
- *   Expect: 100-continue   judged before the body is asked for;
- *   Upgrade      judged at the upgrade request; allowed, the two sides are
+ *   upstream     refused or reset before answering: 503; no answer in time: 504;
+ *   Expect: 100-continue   judged before the body is asked for (the
+ *                upstream's 100 Continue passes through; a denial closes);
+ *   Upgrade      judged at the upgrade request; on 101 the two sides are
  *                spliced and no longer parsed (as Envoy does for WebSocket).
  * Every request ends in one event with the verdict and the rules behind it;
  * Authorization, Cookie and Set-Cookie (and configured names) are redacted
  * when the event is made.
  */
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { RuleOrigin } from '@membrane/policy';
 import { checkRequest, redact } from './http-checks.js';
+import { BodyFramer, closesAfter, parseHead, requestFraming, responseFraming, valuesOf, type ParsedHead } from './http-wire.js';
 import type { PolicyView, RequestVerdict } from './policy-view.js';
 
 /** What judges a request (PolicyView; tests pass a small fake). */
@@ -65,216 +74,421 @@ export interface HttpProxyOptions {
   onEvent: (e: L7HttpEvent) => void;
   /** An upstream that sends no response head within this is answered 504 (default 15 s). */
   upstreamTimeoutMs?: number;
-  /** Largest request head (default 16 KiB: the ~ of Envoy's default 60 KiB is more than any policy needs). */
+  /** Largest request head (default 16 KiB: more than any policy needs). */
   maxHeaderSize?: number;
   /** More header names to redact in events. */
   redactHeaders?: string[];
 }
 
-const DENIED_BODY = 'Access denied\r\n';
-
-interface ConnState {
-  client: Endpoint4;
-  destination: Endpoint4;
-  agent: Agent;
+export interface HttpProxyServer extends Server {
+  /** Ends every connection now (tests, shutdown). */
+  closeAllConnections(): void;
+  /** Ends the connections that wait for a next request. */
+  closeIdleConnections(): void;
 }
 
-export function createHttpProxy(o: HttpProxyOptions): Server {
-  const conns = new WeakMap<Socket, ConnState>();
-  const timeout = o.upstreamTimeoutMs ?? 15_000;
-  const server = createServer({ maxHeaderSize: o.maxHeaderSize ?? 16 * 1024, insecureHTTPParser: false, keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 0 });
+const DENIED_BODY = 'Access denied\r\n';
+const MAX_RESPONSE_HEAD = 64 * 1024;
+/** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
-  const stateOf = (s: Socket): ConnState => {
-    let st = conns.get(s);
-    if (!st) {
-      const destination = o.originalDestination ? o.originalDestination(s) : { ip: String(s.localAddress).replace(/^::ffff:/, ''), port: s.localPort ?? 0 };
-      const client = { ip: String(s.remoteAddress).replace(/^::ffff:/, ''), port: s.remotePort ?? 0 };
-      // One upstream connection per client connection: requests keep their order and their client.
-      const agent = new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
-      (agent as unknown as { createConnection: () => Socket }).createConnection = () => o.upstream(client, destination);
-      st = { client, destination, agent };
-      conns.set(s, st);
-      s.once('close', () => agent.destroy());
+function answerBytes(code: number, body: string, close: boolean): string {
+  return `HTTP/1.1 ${code} ${REASONS[code]}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`;
+}
+
+/** One request in flight: what it was, how its verdict went, how its response is framed. */
+interface Exchange {
+  head: ParsedHead;
+  method: string;
+  path: string;
+  host: string;
+  verdict: Partial<RequestVerdict>;
+  t0: bigint;
+  body: BodyFramer;
+  /** Allowed: the body goes upstream; denied: it is read and dropped, then answered 403. */
+  forward: boolean;
+  upgrade: boolean;
+  clientCloses: boolean;
+  response?: { head: ParsedHead; status: number; body: BodyFramer; closes: boolean };
+  /** Bytes of the response already sent to the client. */
+  answered: boolean;
+}
+
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  private up?: Socket;
+  private upBuf: Buffer = Buffer.alloc(0);
+  private x?: Exchange;
+  private timer?: NodeJS.Timeout;
+  private tunnel = false;
+  private closed = false;
+  private clientEnded = false;
+  /** Inside pump(): writes upstream are corked and sent together at its end. */
+  private pumping = false;
+  private corked?: Socket;
+  readonly client: Endpoint4;
+  readonly destination: Endpoint4;
+
+  constructor(
+    private readonly c: Socket,
+    private readonly o: HttpProxyOptions,
+  ) {
+    this.destination = o.originalDestination ? o.originalDestination(c) : { ip: String(c.localAddress).replace(/^::ffff:/, ''), port: c.localPort ?? 0 };
+    this.client = { ip: String(c.remoteAddress).replace(/^::ffff:/, ''), port: c.remotePort ?? 0 };
+    c.setNoDelay(true);
+    c.on('data', (d: Buffer) => this.onClient(d));
+    c.on('end', () => this.onClientEnd());
+    c.on('error', () => this.destroy());
+    c.on('close', () => this.destroy());
+  }
+
+  get idle(): boolean {
+    return !this.x && this.buf.length === 0;
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.c.destroy();
+    this.up?.destroy();
+  }
+
+  // ---- the client side ----------------------------------------------------------------------------
+
+  private onClient(d: Buffer): void {
+    if (this.tunnel) return;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    this.pump();
+  }
+
+  private onClientEnd(): void {
+    // A client that half-closes gets the answer in progress, then the connection ends.
+    this.clientEnded = true;
+    if (!this.x && !this.tunnel) this.end();
+  }
+
+  /** Works through the buffered client bytes: heads to judge, bodies to pass or drop. */
+  private pump(): void {
+    this.pumping = true;
+    try {
+      this.pumpNow();
+    } finally {
+      this.pumping = false;
+      this.corked?.uncork();
+      this.corked = undefined;
     }
-    return st;
-  };
+  }
 
-  const event = (st: ConnState, req: IncomingMessage, v: Partial<RequestVerdict>, verdict: L7HttpEvent['verdict'], code: number, t0: bigint, url: string, resHeaders: readonly string[] = []) =>
-    o.onEvent({
+  private pumpNow(): void {
+    while (!this.closed && !this.tunnel) {
+      const x = this.x;
+      if (!x) {
+        if (this.buf.length === 0) return this.clientEnded ? this.end() : undefined;
+        if (!this.startRequest()) return;
+        continue;
+      }
+      if (x.body.done) {
+        // Waiting for the response: read no further (one request at a time).
+        if (x.forward) {
+          this.c.pause();
+          return;
+        }
+        this.finishDenied(x);
+        continue;
+      }
+      if (this.buf.length === 0) return;
+      const n = x.body.consume(this.buf, 0);
+      if (x.body.error) return this.malformed(x, x.body.error);
+      const part = this.buf.subarray(0, n);
+      this.buf = this.buf.subarray(n);
+      if (x.forward && part.length) this.sendUp(part);
+      if (x.forward) this.arm(x);
+    }
+  }
+
+  /** Reads the next head; false when more bytes are needed or the connection ended. */
+  private startRequest(): boolean {
+    const max = this.o.maxHeaderSize ?? 16 * 1024;
+    const r = parseHead(this.buf, max, 'request');
+    if ('incomplete' in r) return false;
+    const t0 = process.hrtime.bigint();
+    if ('error' in r) {
+      this.refuse400(r.error, t0);
+      return false;
+    }
+    const head = r.head;
+    this.buf = this.buf.subarray(head.length);
+    const [method, target, version] = head.start;
+    const framing = requestFraming(head.rawHeaders);
+    const checked = 'error' in framing ? { ok: false as const, reason: framing.error } : checkRequest(method, target, head.rawHeaders);
+    if (!checked.ok || 'error' in framing) {
+      this.refuse400(checked.ok ? 'malformed' : checked.reason, t0, head);
+      return false;
+    }
+    const upgrade = valuesOf(head.rawHeaders, 'upgrade').length > 0 && valuesOf(head.rawHeaders, 'connection').some((v) => /(^|,)\s*upgrade\s*(,|$)/i.test(v));
+    const x: Exchange = { head, method, path: checked.path, host: checked.host, verdict: {}, t0, body: new BodyFramer(framing), forward: false, upgrade, clientCloses: closesAfter(version, head.rawHeaders), answered: false };
+    this.x = x;
+    let v: RequestVerdict;
+    try {
+      const headers: Record<string, string> = {};
+      for (let i = 0; i + 1 < head.rawHeaders.length; i += 2) {
+        const k = head.rawHeaders[i]!.toLowerCase();
+        headers[k] = headers[k] === undefined ? head.rawHeaders[i + 1]! : `${headers[k]}, ${head.rawHeaders[i + 1]}`;
+      }
+      v = this.o.view().decideHttp(this.client.ip, this.destination.ip, this.destination.port, { method, path: checked.path, host: checked.host, headers });
+    } catch (e) {
+      // No verdict is a denial: fail closed.
+      v = { allowed: false, rules: [], reason: `no verdict: ${e instanceof Error ? e.message : String(e)}`, srcIdentity: 0, dstIdentity: 0 };
+    }
+    x.verdict = v;
+    if (!v.allowed) {
+      // Expect: 100-continue: the body is never asked for, so it never comes; the connection closes after the 403.
+      if (valuesOf(head.rawHeaders, 'expect').some((e) => e.toLowerCase() === '100-continue')) {
+        x.clientCloses = true;
+        x.body.done = true;
+      }
+      return true;
+    }
+    x.forward = true;
+    this.sendUp(this.requestHead(x));
+    this.arm(x);
+    return true;
+  }
+
+  /** The head sent upstream: the normalized path, no hop-by-hop headers (but an upgrade's own). */
+  private requestHead(x: Exchange): Buffer {
+    const [method, , version] = x.head.start;
+    let s = `${method} ${x.path} HTTP/${version}\r\n`;
+    const raw = x.head.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const n = raw[i]!.toLowerCase();
+      if (HOP.has(n) && !(x.upgrade && (n === 'connection' || n === 'upgrade'))) continue;
+      s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    return Buffer.from(s + '\r\n', 'latin1');
+  }
+
+  private finishDenied(x: Exchange): void {
+    this.event(x, 'DENIED', 403, []);
+    this.x = undefined;
+    this.c.write(answerBytes(403, DENIED_BODY, x.clientCloses));
+    if (x.clientCloses) this.end();
+  }
+
+  private refuse400(reason: string, t0: bigint, head?: ParsedHead): void {
+    const x: Exchange = { head: head ?? { start: ['', '', '1.1'], rawHeaders: [], length: 0 }, method: head?.start[0] ?? '', path: head?.start[1] ?? '', host: valuesOf(head?.rawHeaders ?? [], 'host')[0] ?? '', verdict: { reason: `malformed request: ${reason}` }, t0, body: new BodyFramer({ kind: 'none' }), forward: false, upgrade: false, clientCloses: true, answered: false };
+    this.event(x, 'ERROR', 400, []);
+    this.x = undefined;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.up?.destroy();
+    this.c.end(answerBytes(400, `Bad request: ${reason}\r\n`, true));
+  }
+
+  private malformed(x: Exchange, reason: string): void {
+    x.verdict = { ...x.verdict, reason: `malformed request body: ${reason}` };
+    if (x.answered) return this.destroy();
+    this.refuse400(reason, x.t0, x.head);
+  }
+
+  private end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.up?.destroy();
+    this.c.end();
+  }
+
+  // ---- the upstream side --------------------------------------------------------------------------
+
+  private sendUp(b: Buffer): void {
+    if (!this.up || this.up.destroyed) this.connectUp();
+    if (this.pumping && this.corked !== this.up) {
+      this.corked?.uncork();
+      this.up!.cork();
+      this.corked = this.up;
+    }
+    if (!this.up!.write(b)) {
+      this.c.pause();
+      this.up!.once('drain', () => this.c.resume());
+    }
+  }
+
+  private connectUp(): void {
+    const up = this.o.upstream(this.client, this.destination);
+    this.up = up;
+    this.upBuf = Buffer.alloc(0);
+    up.setNoDelay(true);
+    up.on('data', (d: Buffer) => this.onUpstream(up, d));
+    up.on('end', () => this.onUpstreamGone(up, 'closed the connection'));
+    up.on('error', (e: NodeJS.ErrnoException) => this.onUpstreamGone(up, e.code ?? e.message));
+    up.on('close', () => this.onUpstreamGone(up, 'closed the connection'));
+  }
+
+  /** The 504 clock: `timeout` from the last byte sent upstream until the response head. */
+  private arm(x: Exchange): void {
+    clearTimeout(this.timer);
+    const ms = this.o.upstreamTimeoutMs ?? 15_000;
+    this.timer = setTimeout(() => {
+      if (this.x !== x || x.response) return;
+      this.upstreamFailed(x, 504, `no response from ${this.destination.ip}:${this.destination.port} within ${ms} ms`);
+    }, ms);
+  }
+
+  private onUpstreamGone(up: Socket, why: string): void {
+    if (up !== this.up) return;
+    this.up = undefined;
+    const x = this.x;
+    if (this.tunnel) return this.destroy();
+    if (!x || !x.forward) return;
+    const r = x.response;
+    // A response that runs to the end of the connection ends here.
+    if (r && !r.body.done && responseRunsToClose(r)) {
+      r.body.done = true;
+      return this.responseDone(x);
+    }
+    if (r?.body.done) return;
+    this.upstreamFailed(x, 503, `upstream ${this.destination.ip}:${this.destination.port}: ${why}`);
+  }
+
+  private upstreamFailed(x: Exchange, code: 503 | 504, reason: string): void {
+    clearTimeout(this.timer);
+    x.verdict = { ...x.verdict, reason };
+    this.event(x, 'ERROR', code, []);
+    this.up?.destroy();
+    this.up = undefined;
+    if (x.answered) return this.destroy();
+    const requestRead = x.body.done;
+    this.x = undefined;
+    this.c.write(answerBytes(code, code === 504 ? 'Upstream timeout\r\n' : 'Upstream unavailable\r\n', !requestRead || x.clientCloses));
+    if (!requestRead || x.clientCloses) return this.end();
+    this.c.resume();
+    this.pump();
+  }
+
+  private onUpstream(up: Socket, d: Buffer): void {
+    if (up !== this.up) return;
+    if (this.tunnel) {
+      this.writeClient(up, d);
+      return;
+    }
+    const x = this.x;
+    if (!x || !x.forward) return this.destroy(); // bytes nobody asked for
+    this.upBuf = this.upBuf.length ? Buffer.concat([this.upBuf, d]) : d;
+    let from = 0;
+    while (from < this.upBuf.length && this.x === x) {
+      if (!x.response) {
+        const r = parseHead(this.upBuf.subarray(from), MAX_RESPONSE_HEAD, 'response');
+        if ('incomplete' in r) break;
+        if ('error' in r) return this.upstreamFailed(x, 503, `upstream sent ${r.error}`);
+        const status = Number(r.head.start[1]);
+        clearTimeout(this.timer);
+        if (status === 101 && x.upgrade) {
+          this.writeClient(up, this.upBuf.subarray(from));
+          this.upBuf = Buffer.alloc(0);
+          return this.splice(x);
+        }
+        if (status >= 100 && status < 200) {
+          // 100 Continue (and other interim answers) pass, the final one follows.
+          this.writeClient(up, this.upBuf.subarray(from, from + r.head.length));
+          from += r.head.length;
+          continue;
+        }
+        x.response = { head: r.head, status, body: new BodyFramer(responseFraming(x.method, status, r.head.rawHeaders)), closes: closesAfter(r.head.start[0], r.head.rawHeaders) };
+        const n = x.response.body.consume(this.upBuf, from + r.head.length);
+        this.writeClient(up, this.upBuf.subarray(from, from + r.head.length + n));
+        x.answered = true;
+        from += r.head.length + n;
+      } else {
+        const n = x.response.body.consume(this.upBuf, from);
+        this.writeClient(up, this.upBuf.subarray(from, from + n));
+        from += n;
+      }
+      if (x.response.body.error) return this.destroy();
+      if (x.response.body.done) this.responseDone(x);
+    }
+    // What is left is the start of a head not complete yet (or bytes after the response: dropped with the connection).
+    this.upBuf = this.x === x && !x.response ? this.upBuf.subarray(from) : Buffer.alloc(0);
+  }
+
+  private writeClient(up: Socket, b: Buffer): void {
+    if (b.length === 0) return;
+    if (!this.c.write(b)) {
+      up.pause();
+      this.c.once('drain', () => up.resume());
+    }
+  }
+
+  private responseDone(x: Exchange): void {
+    const r = x.response!;
+    this.event(x, 'FORWARDED', r.status, r.head.rawHeaders);
+    this.x = undefined;
+    if (x.clientCloses || r.closes || !x.body.done) return this.end();
+    this.c.resume();
+    this.pump();
+  }
+
+  /** An allowed upgrade answered 101: from now on the bytes pass both ways unparsed. */
+  private splice(x: Exchange): void {
+    this.tunnel = true;
+    this.event(x, 'FORWARDED', 101, []);
+    this.x = undefined;
+    const up = this.up!;
+    if (this.buf.length) up.write(this.buf);
+    this.buf = Buffer.alloc(0);
+    this.c.removeAllListeners('data');
+    this.c.on('data', (d: Buffer) => {
+      if (!up.write(d)) {
+        this.c.pause();
+        up.once('drain', () => this.c.resume());
+      }
+    });
+    this.c.resume();
+  }
+
+  private event(x: Exchange, verdict: L7HttpEvent['verdict'], code: number, resHeaders: readonly string[]): void {
+    const v = x.verdict;
+    this.o.onEvent({
       time: new Date().toISOString(),
-      source: st.client,
-      destination: st.destination,
+      source: this.client,
+      destination: this.destination,
       srcIdentity: v.srcIdentity ?? 0,
       dstIdentity: v.dstIdentity ?? 0,
       ...(v.src ? { srcEndpoint: v.src.name } : {}),
       ...(v.dst ? { dstEndpoint: v.dst.name } : {}),
       verdict,
-      method: req.method ?? '',
-      url,
-      host: req.headers.host ?? '',
-      protocol: `HTTP/${req.httpVersion}`,
+      method: x.method,
+      url: x.path,
+      host: x.host,
+      protocol: `HTTP/${x.head.start[2]}`,
       code,
-      latencyNs: Number(process.hrtime.bigint() - t0),
-      requestHeaders: redact(req.rawHeaders, o.redactHeaders),
-      responseHeaders: redact(resHeaders, o.redactHeaders),
+      latencyNs: Number(process.hrtime.bigint() - x.t0),
+      requestHeaders: redact(x.head.rawHeaders, this.o.redactHeaders),
+      responseHeaders: redact(resHeaders, this.o.redactHeaders),
       rules: v.rules ?? [],
       reason: v.reason ?? '',
     });
+  }
+}
 
-  /** Judge a request: the verdict, or undefined after answering it (400, 403). */
-  const judge = (req: IncomingMessage, respond: (code: number, body: string, close: boolean) => void, t0: bigint): { st: ConnState; path: string; v: RequestVerdict } | undefined => {
-    const st = stateOf(req.socket);
-    const c = checkRequest(req.method ?? '', req.url ?? '', req.rawHeaders);
-    if (!c.ok) {
-      respond(400, `Bad request: ${c.reason}\r\n`, true);
-      event(st, req, { reason: `malformed request: ${c.reason}` }, 'ERROR', 400, t0, req.url ?? '');
-      return undefined;
-    }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    let v: RequestVerdict;
-    try {
-      v = o.view().decideHttp(st.client.ip, st.destination.ip, st.destination.port, { method: req.method ?? '', path: c.path, host: c.host, headers });
-    } catch (e) {
-      // No verdict is a denial: fail closed.
-      respond(403, DENIED_BODY, false);
-      event(st, req, { reason: `no verdict: ${e instanceof Error ? e.message : String(e)}` }, 'DENIED', 403, t0, c.path);
-      return undefined;
-    }
-    if (!v.allowed) {
-      respond(403, DENIED_BODY, false);
-      event(st, req, v, 'DENIED', 403, t0, c.path);
-      return undefined;
-    }
-    return { st, path: c.path, v };
+function responseRunsToClose(r: NonNullable<Exchange['response']>): boolean {
+  return responseFraming('GET', r.status, r.head.rawHeaders).kind === 'close';
+}
+
+export function createHttpProxy(o: HttpProxyOptions): HttpProxyServer {
+  const conns = new Set<Connection>();
+  const server = createServer((s) => {
+    const c = new Connection(s, o);
+    conns.add(c);
+    s.once('close', () => conns.delete(c));
+  }) as HttpProxyServer;
+  server.closeAllConnections = () => {
+    for (const c of conns) c.destroy();
   };
-
-  const answer = (res: ServerResponse) => (code: number, body: string, close: boolean) => {
-    res.writeHead(code, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...(close ? { connection: 'close' } : {}) });
-    res.end(body);
+  server.closeIdleConnections = () => {
+    for (const c of conns) if (c.idle) c.destroy();
   };
-
-  const forward = (req: IncomingMessage, res: ServerResponse, j: { st: ConnState; path: string; v: RequestVerdict }, t0: bigint, dropExpect: boolean) => {
-    const headers: string[] = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-      const n = req.rawHeaders[i]!.toLowerCase();
-      if (n === 'connection' || n === 'keep-alive' || n === 'proxy-connection' || (dropExpect && n === 'expect')) continue;
-      headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-    }
-    let done = false;
-    const fail = (code: number, why: string) => {
-      if (done) return;
-      done = true;
-      if (!res.headersSent) answer(res)(code, code === 504 ? 'Upstream timeout\r\n' : 'Upstream unavailable\r\n', false);
-      else res.destroy();
-      event(j.st, req, { ...j.v, reason: why }, 'ERROR', code, t0, j.path);
-    };
-    const up = httpRequest({ agent: j.st.agent, host: j.st.destination.ip, port: j.st.destination.port, method: req.method, path: j.path, headers, setHost: false });
-    // The upstream has `timeout` to answer once the request is sent; while the body streams, the clock restarts with every chunk.
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        fail(504, `no response from ${j.st.destination.ip}:${j.st.destination.port} within ${timeout} ms`);
-        up.destroy();
-      }, timeout);
-    };
-    arm();
-    req.on('data', arm);
-    up.on('finish', arm);
-    up.on('response', (ur) => {
-      clearTimeout(timer);
-      req.off('data', arm);
-      up.off('finish', arm);
-      if (done) return ur.resume();
-      const out: string[] = [];
-      for (let i = 0; i + 1 < ur.rawHeaders.length; i += 2) {
-        const n = ur.rawHeaders[i]!.toLowerCase();
-        if (n === 'connection' || n === 'keep-alive') continue;
-        out.push(ur.rawHeaders[i]!, ur.rawHeaders[i + 1]!);
-      }
-      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, out);
-      ur.pipe(res);
-      ur.on('end', () => {
-        done = true;
-        event(j.st, req, j.v, 'FORWARDED', ur.statusCode ?? 0, t0, j.path, ur.rawHeaders);
-      });
-      ur.on('error', () => res.destroy());
-    });
-    up.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      fail(503, `upstream ${j.st.destination.ip}:${j.st.destination.port}: ${e.code ?? e.message}`);
-    });
-    req.pipe(up);
-    req.on('error', () => up.destroy());
-  };
-
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const t0 = process.hrtime.bigint();
-    const j = judge(req, answer(res), t0);
-    if (!j) {
-      // The body of a refused request is read and dropped, so the connection can carry the next one.
-      req.resume();
-      return;
-    }
-    forward(req, res, j, t0, false);
-  });
-
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const t0 = process.hrtime.bigint();
-    // Judged before the body is asked for; a refused one closes the connection (its body never comes).
-    const j = judge(req, (code, body) => answer(res)(code, body, true), t0);
-    if (!j) return;
-    res.writeContinue();
-    forward(req, res, j, t0, true);
-  });
-
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    const t0 = process.hrtime.bigint();
-    const raw = (code: number, body: string) => socket.end(`HTTP/1.1 ${code} ${code === 403 ? 'Forbidden' : 'Bad Request'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    const j = judge(req, (code, body) => raw(code, body), t0);
-    if (!j) return;
-    const up = o.upstream(j.st.client, j.st.destination);
-    const lines = [`${req.method} ${j.path} HTTP/${req.httpVersion}`];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-    up.once('connect', () => {
-      up.write(lines.join('\r\n') + '\r\n\r\n');
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-      event(j.st, req, j.v, 'FORWARDED', 101, t0, j.path);
-    });
-    up.on('error', () => {
-      if (!socket.destroyed) raw(403, 'Upstream unavailable\r\n');
-    });
-    socket.on('error', () => up.destroy());
-    socket.on('close', () => up.destroy());
-    up.on('close', () => socket.destroy());
-  });
-
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
-    const st = stateOf(socket);
-    socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 13\r\nconnection: close\r\n\r\nBad request\r\n');
-    o.onEvent({
-      time: new Date().toISOString(),
-      source: st.client,
-      destination: st.destination,
-      srcIdentity: 0,
-      dstIdentity: 0,
-      verdict: 'ERROR',
-      method: '',
-      url: '',
-      host: '',
-      protocol: 'HTTP/1.1',
-      code: 400,
-      latencyNs: 0,
-      requestHeaders: [],
-      responseHeaders: [],
-      rules: [],
-      reason: `malformed request: ${err.code ?? err.message}`,
-    });
-  });
-
   return server;
 }

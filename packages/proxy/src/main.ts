@@ -43,7 +43,6 @@ const server = createHttpProxy({
   upstream: (client, destination) => connectTransparent({ source: view?.endpoint(destination.ip) ? client.ip : '0.0.0.0', host: destination.ip, port: destination.port }),
   onEvent: (e) => batcher.push(e),
 });
-server.on('clientError', () => {});
 
 async function follow(): Promise<void> {
   let revision = 0;

@@ -67,10 +67,33 @@ test('policy test --live -o json and -o table: per-probe verdicts, SKIPPED rows 
   }
   assert.ok(!report!.probes.some((p) => p.verdict === 'skipped'), 'HTTP probes are live');
   assert.ok(report!.probes.some((p) => p.verdict === 'denied' && /403 Access denied \(the L7 proxy\)/.test(p.reason)), 'the proxy denied a request');
-  // DNS probes wait for the DNS proxy: SKIPPED rows with the reason.
+  // DNS probes are live: the DNS proxy's REFUSED is a denial, the server's answer an allow; FQDN peers are live too.
   const tbl = run('policy', 'test', '--live', '-o', 'table', join(root, 'examples/policy/dns-and-fqdn.yaml'));
-  assert.equal(tbl.status, 0, tbl.stderr);
-  assert.match(tbl.stdout, /SKIPPED\s+\S+\s+DNS probes need the DNS proxy/);
+  assert.equal(tbl.status, 0, tbl.stderr + tbl.stdout);
+  assert.match(tbl.stdout, /DNS cdn\.vendor\.test\s+denied\s+denied\s+denied\s+ok\s+cdn\.vendor\.test: REFUSED \(the DNS proxy\)/);
+  assert.match(tbl.stdout, /DNS api\.vendor\.test\s+allowed\s+allowed\s+allowed\s+ok\s+api\.vendor\.test: NOERROR from the server/);
+  assert.match(tbl.stdout, /vendor-api\s+443\/TCP\s+-\s+allowed\s+allowed\s+allowed\s+ok/);
+  assert.match(tbl.stdout, /17 probes: 17 as expected, 0 mismatched, 0 skipped/);
+  // What cannot be played on one machine (the host entity) is a SKIPPED row with the reason.
+  const dir = mkdtempSync(join(tmpdir(), 'mbr-live-skip-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'skip.yaml'),
+    `name: skip-host
+endpoints:
+  - {name: a, labels: {app: a}}
+  - {name: b, labels: {app: b}}
+outside:
+  - {name: node, entity: host}
+policies: []
+probes:
+  - {from: default/a, to: default/b, port: 80, expect: allowed}
+  - {from: default/a, to: node, port: 80, expect: allowed}
+`,
+  );
+  const skip = run('policy', 'test', '--live', '-o', 'table', join(dir, 'skip.yaml'));
+  assert.equal(skip.status, 0, skip.stderr + skip.stdout);
+  assert.match(skip.stdout, /node\s+80\/TCP\s+-\s+allowed\s+SKIPPED\s+allowed\s+the host entity is not probed live/);
   // A probe to an outside peer is a live verdict in the table (a test host answered or the policy dropped it).
   const icmp = run('policy', 'test', '--live', '-o', 'table', join(root, 'examples/policy/icmp-rules.yaml'));
   assert.equal(icmp.status, 0, icmp.stderr + icmp.stdout);
