@@ -95,7 +95,11 @@ if (mode === 'server') {
     };
     open1();
   }
-  setTimeout(() => done || process.exit(3), Number(seconds) * 1000 + 10_000).unref();
+  setTimeout(() => {
+    if (done) return;
+    console.error(`load: ${open} of ${conns} connections never finished (${lat.length} requests answered, ${errors} errors)`);
+    process.exit(3);
+  }, Number(seconds) * 1000 + 10_000).unref();
 } else if (mode === 'idle') {
   const [ip, port, count] = args;
   let answered = 0;

@@ -88,6 +88,8 @@ export interface HttpProxyServer extends Server {
 }
 
 const DENIED_BODY = 'Access denied\r\n';
+/** How long a client told `connection: close` has to close before it is reset. */
+const CLOSE_WAIT_MS = 2000;
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
@@ -158,7 +160,7 @@ class Connection {
   // ---- the client side ----------------------------------------------------------------------------
 
   private onClient(d: Buffer): void {
-    if (this.tunnel) return;
+    if (this.tunnel || this.closed) return;
     this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
     this.pump();
   }
@@ -281,10 +283,8 @@ class Connection {
     const x: Exchange = { head: head ?? { start: ['', '', '1.1'], rawHeaders: [], length: 0 }, method: head?.start[0] ?? '', path: head?.start[1] ?? '', host: valuesOf(head?.rawHeaders ?? [], 'host')[0] ?? '', verdict: { reason: `malformed request: ${reason}` }, t0, body: new BodyFramer({ kind: 'none' }), forward: false, upgrade: false, clientCloses: true, answered: false };
     this.event(x, 'ERROR', 400, []);
     this.x = undefined;
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.up?.destroy();
-    this.c.end(answerBytes(400, `Bad request: ${reason}\r\n`, true));
+    this.c.write(answerBytes(400, `Bad request: ${reason}\r\n`, true));
+    this.end();
   }
 
   private malformed(x: Exchange, reason: string): void {
@@ -293,12 +293,31 @@ class Connection {
     this.refuse400(reason, x.t0, x.head);
   }
 
-  private end(): void {
+  /**
+   * Ends the client connection after what was written. The client closes
+   * first where it can (it was told `connection: close`, or it half-closed
+   * already): the proxy's side of a connection the datapath assigned to it
+   * must not sit in TIME_WAIT, because a new SYN from the same client port
+   * is handed straight to the listener (bpf_sk_assign) and the kernel drops
+   * it while that tuple is in TIME_WAIT (a duplicate of the request socket).
+   * A client that has not closed within CLOSE_WAIT_MS is reset, which
+   * leaves no TIME_WAIT either. `fin`: a response that runs to the end of
+   * the connection, the one case that needs the proxy's FIN.
+   */
+  private end(fin = false): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     this.up?.destroy();
-    this.c.end();
+    if (fin || this.clientEnded) {
+      this.c.end();
+      return;
+    }
+    // Reading on (and dropping) until the client's FIN, answered with ours.
+    const t = setTimeout(() => this.c.resetAndDestroy(), CLOSE_WAIT_MS);
+    this.c.once('end', () => this.c.end());
+    this.c.once('close', () => clearTimeout(t));
+    this.c.resume();
   }
 
   // ---- the upstream side --------------------------------------------------------------------------
@@ -425,7 +444,7 @@ class Connection {
     const r = x.response!;
     this.event(x, 'FORWARDED', r.status, r.head.rawHeaders);
     this.x = undefined;
-    if (x.clientCloses || r.closes || !x.body.done) return this.end();
+    if (x.clientCloses || r.closes || !x.body.done) return this.end(responseRunsToClose(r));
     this.c.resume();
     this.pump();
   }
@@ -479,7 +498,8 @@ function responseRunsToClose(r: NonNullable<Exchange['response']>): boolean {
 
 export function createHttpProxy(o: HttpProxyOptions): HttpProxyServer {
   const conns = new Set<Connection>();
-  const server = createServer((s) => {
+  // Half-open allowed: a client that half-closes after its request still gets the response.
+  const server = createServer({ allowHalfOpen: true }, (s) => {
     const c = new Connection(s, o);
     conns.add(c);
     s.once('close', () => conns.delete(c));

@@ -52,3 +52,17 @@ test('toFQDNs peers: the snapshot\'s names select the address; HTTP rules under 
   const without = new PolicyView({ ...SNAPSHOT, fqdns: [] });
   assert.equal(without.decideHttp('10.0.0.10', '203.0.113.90', 8080, { method: 'GET', path: '/', host: 'api.example.com', headers: {} }).allowed, false, 'no lookup: default deny');
 });
+
+test('verdicts are kept per view, keyed by the whole request; a view whose rules read headers keeps none', () => {
+  const v = new PolicyView(SNAPSHOT);
+  const req = { method: 'GET', path: '/ok', host: 'x', headers: {} };
+  const first = v.decideHttp('10.0.0.10', '203.0.113.80', 80, req);
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.80', 80, { ...req }), first, 'the same request: the kept verdict');
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.80', 80, { ...req, path: '/no' }).allowed, false);
+  assert.equal(v.decideHttp('10.0.0.10', '203.0.113.80', 80, { ...req, method: 'POST' }).allowed, false);
+  const withHeaders = structuredClone(SNAPSHOT);
+  (withHeaders.policies[0] as unknown as { spec: { egress: { toPorts: { rules: { http: unknown[] } }[] }[] } }).spec.egress[1]!.toPorts[0]!.rules.http = [{ method: 'GET', headers: ['X-Token: yes'] }];
+  const h = new PolicyView(withHeaders);
+  assert.equal(h.decideHttp('10.0.0.10', '203.0.113.80', 80, { ...req, headers: { 'x-token': 'yes' } }).allowed, true);
+  assert.equal(h.decideHttp('10.0.0.10', '203.0.113.80', 80, { ...req, headers: {} }).allowed, false, 'headers count when a rule reads them');
+});

@@ -62,6 +62,8 @@ export interface RequestVerdict {
 
 const TCP = 6;
 const UDP = 17;
+/** Verdicts kept per view (then the cache starts afresh). */
+const VERDICT_CACHE = 10_000;
 
 export class PolicyView {
   readonly revision: number;
@@ -69,6 +71,12 @@ export class PolicyView {
   private readonly byIP = new Map<string, SnapshotEndpoint>();
   private readonly policies: Map<string, EndpointPolicy>;
   private readonly identityOfIP = new Map<string, number>();
+  /**
+   * Verdicts of this snapshot by request (it never changes: a new snapshot
+   * is a new view). Not kept when a rule looks at headers, whose values
+   * would have to be part of the key.
+   */
+  private readonly verdicts: Map<string, RequestVerdict> | undefined;
 
   constructor(s: ProxySnapshot) {
     this.revision = s.revision;
@@ -82,6 +90,7 @@ export class PolicyView {
     const rules = s.policies.flatMap((m, i) => translatePolicy(m, { source: 'agent', label: `policy ${i + 1}` }).rules);
     for (const e of s.endpoints) this.byIP.set(e.ip, e);
     const dnsNames = new Map((s.fqdns ?? []).map((f) => [f.ip, f.names]));
+    this.verdicts = /"header(s|Matches)"/.test(JSON.stringify(s.policies)) ? undefined : new Map();
     this.policies = resolveEndpoints(
       rules,
       { identities, dnsNames },
@@ -104,7 +113,15 @@ export class PolicyView {
 
   /** The verdict on one HTTP request from src to dst:port. */
   decideHttp(srcIP: string, dstIP: string, port: number, req: HttpRequest): RequestVerdict {
-    return this.decide(srcIP, dstIP, TCP, port, { http: req });
+    if (!this.verdicts) return this.decide(srcIP, dstIP, TCP, port, { http: req });
+    const key = `${srcIP}\n${dstIP}\n${port}\n${req.method}\n${req.host}\n${req.path}`;
+    let v = this.verdicts.get(key);
+    if (!v) {
+      v = this.decide(srcIP, dstIP, TCP, port, { http: req });
+      if (this.verdicts.size >= VERDICT_CACHE) this.verdicts.clear();
+      this.verdicts.set(key, v);
+    }
+    return v;
   }
 
   /** The verdict on one DNS query for `name` from src to the server dst:port (egress only: DNS rules are never ingress rules). */
