@@ -47,6 +47,7 @@ describe('HTTP proxy', () => {
   let target = () => ({ ip: '127.0.0.1', port: up.port });
   const events: L7HttpEvent[] = [];
   const seen: string[] = [];
+  let upstreamConnections = 0;
 
   before(async () => {
     upstream = createHttp((req, res) => {
@@ -60,6 +61,7 @@ describe('HTTP proxy', () => {
       req.resume();
       req.on('end', () => res.end(`hello ${req.method} ${req.url}`));
     });
+    upstream.on('connection', () => upstreamConnections++);
     upstream.on('upgrade', (req, s: Socket) => {
       s.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n');
       s.pipe(s);
@@ -126,6 +128,18 @@ describe('HTTP proxy', () => {
     r.socket.destroy();
     const denied = events.filter((e) => e.verdict === 'DENIED').slice(-2);
     assert.deepEqual(denied.map((e) => [e.method, e.url, e.code]), [['DELETE', '/v1/exhaust-port', 403], ['DELETE', '/x', 403]]);
+  });
+
+  test('a connection per request: the client closes first, the upstream connection is kept for the next one from that client', async () => {
+    const before = upstreamConnections;
+    for (let i = 0; i < 3; i++) {
+      const r = await exchange([`GET /public/c${i} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n`], (t) => responses(t) === 1);
+      assert.match(r.text, /^HTTP\/1\.1 200/);
+      assert.equal(r.closed, false, 'the proxy waits for the client to close (no TIME_WAIT on its side)');
+      r.socket.end();
+      await once(r.socket, 'close');
+    }
+    assert.ok(upstreamConnections - before <= 1, `${upstreamConnections - before} upstream connections for three client connections: one (or one kept from before) serves them all`);
   });
 
   const smuggling: [string, string][] = [

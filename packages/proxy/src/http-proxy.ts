@@ -34,6 +34,7 @@ import type { RuleOrigin } from '@membrane/policy';
 import { checkRequest, redact } from './http-checks.js';
 import { BodyFramer, closesAfter, parseHead, requestFraming, responseFraming, valuesOf, type ParsedHead } from './http-wire.js';
 import type { PolicyView, RequestVerdict } from './policy-view.js';
+import { UpstreamPool } from './upstream-pool.js';
 
 /** What judges a request (PolicyView; tests pass a small fake). */
 export type RequestJudge = Pick<PolicyView, 'decideHttp'>;
@@ -129,12 +130,16 @@ class Connection {
   /** Inside pump(): writes upstream are corked and sent together at its end. */
   private pumping = false;
   private corked?: Socket;
+  /** The upstream may serve a later client connection (it is between responses and did not say close). */
+  private upReusable = false;
+  private upListeners?: { data: (d: Buffer) => void; end: () => void; error: (e: NodeJS.ErrnoException) => void; close: () => void };
   readonly client: Endpoint4;
   readonly destination: Endpoint4;
 
   constructor(
     private readonly c: Socket,
     private readonly o: HttpProxyOptions,
+    private readonly pool: UpstreamPool,
   ) {
     this.destination = o.originalDestination ? o.originalDestination(c) : { ip: String(c.localAddress).replace(/^::ffff:/, ''), port: c.localPort ?? 0 };
     this.client = { ip: String(c.remoteAddress).replace(/^::ffff:/, ''), port: c.remotePort ?? 0 };
@@ -154,7 +159,19 @@ class Connection {
     this.closed = true;
     clearTimeout(this.timer);
     this.c.destroy();
-    this.up?.destroy();
+    this.releaseUp();
+  }
+
+  /** The upstream goes back to the pool when it is between responses, else it is closed. */
+  private releaseUp(): void {
+    const up = this.up;
+    this.up = undefined;
+    if (!up) return;
+    const l = this.upListeners;
+    if (l) for (const ev of ['data', 'end', 'error', 'close'] as const) up.off(ev, l[ev]);
+    this.upListeners = undefined;
+    if (this.x || this.tunnel || this.upBuf.length || !this.upReusable) up.destroy();
+    else this.pool.give(UpstreamPool.key(this.client, this.destination), up);
   }
 
   // ---- the client side ----------------------------------------------------------------------------
@@ -289,6 +306,7 @@ class Connection {
 
   private malformed(x: Exchange, reason: string): void {
     x.verdict = { ...x.verdict, reason: `malformed request body: ${reason}` };
+    this.upReusable = false;
     if (x.answered) return this.destroy();
     this.refuse400(reason, x.t0, x.head);
   }
@@ -308,7 +326,7 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.up?.destroy();
+    this.releaseUp();
     if (fin || this.clientEnded) {
       this.c.end();
       return;
@@ -336,14 +354,21 @@ class Connection {
   }
 
   private connectUp(): void {
-    const up = this.o.upstream(this.client, this.destination);
+    const up = this.pool.take(UpstreamPool.key(this.client, this.destination)) ?? this.o.upstream(this.client, this.destination);
     this.up = up;
     this.upBuf = Buffer.alloc(0);
+    this.upReusable = true;
     up.setNoDelay(true);
-    up.on('data', (d: Buffer) => this.onUpstream(up, d));
-    up.on('end', () => this.onUpstreamGone(up, 'closed the connection'));
-    up.on('error', (e: NodeJS.ErrnoException) => this.onUpstreamGone(up, e.code ?? e.message));
-    up.on('close', () => this.onUpstreamGone(up, 'closed the connection'));
+    const l = (this.upListeners = {
+      data: (d: Buffer) => this.onUpstream(up, d),
+      end: () => this.onUpstreamGone(up, 'closed the connection'),
+      error: (e: NodeJS.ErrnoException) => this.onUpstreamGone(up, e.code ?? e.message),
+      close: () => this.onUpstreamGone(up, 'closed the connection'),
+    });
+    up.on('data', l.data);
+    up.on('end', l.end);
+    up.on('error', l.error);
+    up.on('close', l.close);
   }
 
   /** The 504 clock: `timeout` from the last byte sent upstream until the response head. */
@@ -426,7 +451,11 @@ class Connection {
         from += n;
       }
       if (x.response.body.error) return this.destroy();
-      if (x.response.body.done) this.responseDone(x);
+      if (x.response.body.done) {
+        // Anything after the response was not asked for: it keeps the upstream out of the pool.
+        this.upBuf = this.upBuf.subarray(from);
+        return this.responseDone(x);
+      }
     }
     // What is left is the start of a head not complete yet (or bytes after the response: dropped with the connection).
     this.upBuf = this.x === x && !x.response ? this.upBuf.subarray(from) : Buffer.alloc(0);
@@ -444,6 +473,7 @@ class Connection {
     const r = x.response!;
     this.event(x, 'FORWARDED', r.status, r.head.rawHeaders);
     this.x = undefined;
+    if (r.closes || !x.body.done) this.upReusable = false;
     if (x.clientCloses || r.closes || !x.body.done) return this.end(responseRunsToClose(r));
     this.c.resume();
     this.pump();
@@ -452,6 +482,7 @@ class Connection {
   /** An allowed upgrade answered 101: from now on the bytes pass both ways unparsed. */
   private splice(x: Exchange): void {
     this.tunnel = true;
+    this.upReusable = false;
     this.event(x, 'FORWARDED', 101, []);
     this.x = undefined;
     const up = this.up!;
@@ -498,15 +529,18 @@ function responseRunsToClose(r: NonNullable<Exchange['response']>): boolean {
 
 export function createHttpProxy(o: HttpProxyOptions): HttpProxyServer {
   const conns = new Set<Connection>();
+  const pool = new UpstreamPool();
   // Half-open allowed: a client that half-closes after its request still gets the response.
   const server = createServer({ allowHalfOpen: true }, (s) => {
-    const c = new Connection(s, o);
+    const c = new Connection(s, o, pool);
     conns.add(c);
     s.once('close', () => conns.delete(c));
   }) as HttpProxyServer;
   server.closeAllConnections = () => {
     for (const c of conns) c.destroy();
+    pool.clear();
   };
+  server.on('close', () => pool.clear());
   server.closeIdleConnections = () => {
     for (const c of conns) if (c.idle) c.destroy();
   };
