@@ -2,8 +2,9 @@
  * `membrane proxy`: the L7 proxy as its own process, started and supervised
  * by the agent. It takes the connections the datapath steers to its
  * transparent listener, judges every HTTP request by the agent's policy
- * snapshot (long-polled from the agent's socket; until the first one
- * arrives every request is denied) and sends its events back in batches.
+ * snapshot (long-polled from the agent's socket; it listens only once the
+ * first one has arrived, so until then the datapath refuses the
+ * connections it would take) and sends its events back in batches.
  *
  *   node packages/proxy/dist/main.js --socket <agent.sock> --port <port> [--listen 127.0.0.1]
  *
@@ -32,6 +33,8 @@ const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} $
 
 let view: PolicyView | undefined;
 let stopping = false;
+let firstView: () => void = () => {};
+const hasView = new Promise<void>((r) => (firstView = r));
 
 const batcher = new EventBatcher<L7HttpEvent>((b) => agent.call('POST', '/v1/proxy/events', b));
 
@@ -52,6 +55,7 @@ async function follow(): Promise<void> {
       const s = await agent.call<ProxySnapshot>('GET', `/v1/proxy/snapshot?after=${revision}`, undefined, 40_000);
       if (s.revision !== revision) {
         view = new PolicyView(s);
+        firstView();
         if (revision === 0 || s.revision < revision) log(`policy snapshot ${s.revision} in force (${s.policies.length} policies, ${s.endpoints.length} endpoints)`);
         revision = s.revision;
       }
@@ -64,9 +68,11 @@ async function follow(): Promise<void> {
   }
 }
 
+void follow();
+// Listening only once there is a policy to judge by: until then the datapath refuses the connections (no listener), rather than this proxy answering every request 403.
+await hasView;
 await listenTransparent(server, { address: values.listen!, port });
 log(`L7 proxy (pid ${process.pid}) listening on ${values.listen}:${port}`);
-void follow();
 
 const stop = () => {
   if (stopping) return;

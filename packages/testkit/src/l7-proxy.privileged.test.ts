@@ -24,7 +24,8 @@ http.createServer((req, res) => {
   let n = 0;
   req.on('data', (c) => (n += c.length));
   req.on('end', () => res.end(req.url === '/upload' ? 'got ' + n : 'ok ' + req.url));
-}).listen(8080, '0.0.0.0');`;
+}).listen(8080, '0.0.0.0');
+require('node:net').createServer((c) => { c.on('error', () => {}); c.pipe(c); }).listen(8081, '0.0.0.0');`;
 
 /** The client, in the client pod's namespace: one JSON command per stdin line, one JSON answer per stdout line. */
 const CLIENT = `
@@ -77,6 +78,13 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
     let sent = false;
     readResponse(s, (r) => { if (!sent) { sent = true; s.destroy(); out(r); } });
     s.on('error', (e) => out({ outcome: e.code }));
+  } else if (c.op === 'sopen') {
+    globalThis.stream = net.connect(c.port, c.host, () => out({ outcome: 'open' }));
+    globalThis.stream.on('error', (e) => out({ outcome: e.code }));
+  } else if (c.op === 'secho') {
+    const t = setTimeout(() => out({ outcome: 'timeout' }), 2000);
+    globalThis.stream.once('data', (d) => { clearTimeout(t); out({ outcome: String(d) === c.text ? 'echoed' : 'garbled' }); });
+    globalThis.stream.write(c.text);
   } else if (c.op === 'connect') {
     const s = net.connect(c.port, c.host);
     const t = setTimeout(() => { s.destroy(); out({ outcome: 'timeout' }); }, 1500);
@@ -134,6 +142,7 @@ spec:
         http:
         - {method: POST, path: /upload}
         - {method: GET, path: "/public/.*"}
+    - ports: [{port: "8081", protocol: TCP}]
 `;
 
 const SMUGGLING: [string, string][] = [
@@ -225,6 +234,28 @@ ${POLICY}`,
   const adopted = a.json<{ proxy: { pid: number; origin: string } }>('status').proxy;
   assert.deepEqual([adopted.pid, adopted.origin], [proxyPid, 'adopted']);
   assert.equal((await ask({ op: 'send', method: 'GET', path: '/public/3' })).body, 'ok /public/3', 'the same connection, after the new agent is up');
+
+  // kill -9 the proxy: L7 connections refused in the gap (never let through), an L3/L4 stream untouched, L7 back within 2 s.
+  assert.equal((await ask({ op: 'sopen', host: serverIP, port: 8081 })).outcome, 'open');
+  assert.equal((await ask({ op: 'secho', text: 'before' })).outcome, 'echoed');
+  process.kill(proxyPid, 'SIGKILL');
+  const k0 = Date.now();
+  const outcomes = new Map<string, number>();
+  let back = false;
+  while (!back && Date.now() - k0 < 10_000) {
+    const r = await ask({ op: 'raw', host: serverIP, port: 8080, bytes: 'GET /public/gap HTTP/1.1\r\nHost: s\r\n\r\n' });
+    const what = r.status ? `HTTP ${r.status}` : r.outcome;
+    outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+    back = r.status === 200;
+    if (!back) assert.notEqual(r.status, 200);
+  }
+  const gapMs = Date.now() - k0;
+  t.diagnostic(`proxy_restart_ms ${gapMs}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  assert.ok(back && gapMs < 2000, `L7 back after ${gapMs} ms`);
+  assert.ok([...outcomes.keys()].every((k) => k === 'HTTP 200' || k === 'ECONNREFUSED' || k === 'ECONNRESET'), `in the gap only refusals: ${[...outcomes.keys()]}`);
+  assert.equal((await ask({ op: 'secho', text: 'after' })).outcome, 'echoed', 'the L3/L4 stream carried on');
+  assert.equal(serverLog().split('\n').filter((l) => l === 'GET /public/gap').length, 1, 'nothing reached the server unchecked in the gap');
+  a.noteProxy();
 
   // Straight to the proxy's ports: over the router (nothing listens there), to its own loopback, or with a crafted SYN to 127.0.0.1.
   const routerIP = serverIP.split('.').slice(0, 3).join('.') + '.1';
