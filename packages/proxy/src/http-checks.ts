@@ -1,9 +1,9 @@
 /**
- * What a request must be before the proxy judges it (pure). Node's parser
- * (llhttp, strict) already refuses most malformed messages — obs-fold,
+ * What a request must be before the proxy judges it (pure). The head
+ * parser (http-wire.ts) already refuses malformed messages — obs-fold,
  * invalid header names, bad chunk sizes — and these checks refuse the
- * ambiguous ones it lets through, the shapes request smuggling and policy
- * bypass are made of:
+ * ambiguous ones a well-formed head can still carry, the shapes request
+ * smuggling and policy bypass are made of:
  *   - Content-Length together with Transfer-Encoding, more than one
  *     Content-Length, a Transfer-Encoding that is not exactly `chunked`;
  *   - more than one Host, or an absolute-form target whose authority is not
@@ -13,15 +13,9 @@
  *     and empty segments (`//`) are resolved, and the resolved path is both
  *     what the rules judge and what the upstream receives.
  */
+import { valuesOf as headerValues } from './http-wire.js';
 
 export type Checked = { ok: true; path: string; host: string } | { ok: false; reason: string };
-
-/** The value of every header of this name in a rawHeaders array (name, value, name, value...). */
-export function headerValues(raw: readonly string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
-  return out;
-}
 
 /** RFC 3986 5.2.4 on a path: `.` and `..` segments resolved, empty segments dropped. */
 export function removeDotSegments(path: string): string {
