@@ -7,7 +7,8 @@
 // the web server is closed; the first connection right after the lookup is
 // allowed; another allowed name's address stays closed; after the answer's
 // TTL a new connection is closed again; toFQDNs without a DNS rule (the
-// lookup not seen by the proxy) allows nothing; UDP and TCP queries alike.
+// lookup not seen by the proxy) allows nothing; UDP and TCP queries alike;
+// the cluster resolver (kube-dns's ClusterIP) is judged the same way.
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -56,21 +57,21 @@ require('node:net').createServer((c) => { c.on('error', () => {}); c.end('hello 
 /** In the pod: `lookup NAME udp|tcp` prints {rcode, ips}; `connect IP` prints {outcome}. */
 const CLIENT = `
 const dnsPacket = require(${JSON.stringify(DNS_PACKET)});
-const [, , what, arg, proto] = process.argv;
+const [, , what, arg, proto, server = '${DNS}'] = process.argv;
 const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
 setTimeout(() => done({ outcome: 'timeout' }), 2500);
 if (what === 'lookup') {
   const q = dnsPacket.encode({ type: 'query', id: 4321, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: arg }] });
   const read = (m) => { const a = dnsPacket.decode(m); done({ rcode: a.rcode, ips: (a.answers || []).filter((x) => x.type === 'A').map((x) => x.data) }); };
   if (proto === 'tcp') {
-    const c = require('node:net').connect(53, '${DNS}', () => { const len = Buffer.alloc(2); len.writeUInt16BE(q.length); c.write(Buffer.concat([len, q])); });
+    const c = require('node:net').connect(53, server, () => { const len = Buffer.alloc(2); len.writeUInt16BE(q.length); c.write(Buffer.concat([len, q])); });
     let buf = Buffer.alloc(0);
     c.on('data', (d) => { buf = Buffer.concat([buf, d]); if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) read(buf.subarray(2, 2 + buf.readUInt16BE(0))); });
     c.on('error', (e) => done({ outcome: e.code }));
   } else {
     const s = require('node:dgram').createSocket('udp4');
     s.on('message', read);
-    s.send(q, 53, '${DNS}');
+    s.send(q, 53, server);
   }
 } else {
   const c = require('node:net').connect(443, arg);
@@ -103,6 +104,18 @@ spec:
     toPorts: [{ports: [{port: "53", protocol: ANY}]}]
   - toFQDNs: [{matchName: www.example.com}]
     toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: cluster-dns, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: cluster}}
+  egress:
+  - toEndpoints: [{matchLabels: {"k8s:io.kubernetes.pod.namespace": kube-system, "k8s:k8s-app": kube-dns}}]
+    toPorts:
+    - ports: [{port: "53", protocol: ANY}]
+      rules:
+        dns: [{matchPattern: "*.*.svc.cluster.local"}]
 `;
 
 const pod = (name: string, app: string) => `
@@ -155,12 +168,21 @@ test('the DNS proxy and toFQDNs: REFUSED names, allowed after the lookup, anothe
   await serve(hosts['www']!.netns, WEB_SERVER(WWW));
   await serve(hosts['other']!.netns, WEB_SERVER(OTHER));
 
-  writeFileSync(join(dir, 'world.yaml'), pod('crawler', 'crawler') + '---' + pod('blind', 'blind') + '---' + POLICY);
+  writeFileSync(join(dir, 'world.yaml'), pod('crawler', 'crawler') + '---' + pod('blind', 'blind') + '---' + pod('cluster', 'cluster') + '---' + POLICY);
   writeFileSync(join(dir, 'client.js'), CLIENT);
   a.ok('apply', '-f', join(dir, 'world.yaml'));
   const run = <T>(from: string, ...args: string[]) => JSON.parse(a.ok('exec', from, '--', process.execPath, join(dir, 'client.js'), ...args)) as T;
-  const lookup = (from: string, name: string, proto = 'udp') => run<{ rcode?: string; ips?: string[]; outcome?: string }>(from, 'lookup', name, proto);
+  const lookup = (from: string, name: string, proto = 'udp', server?: string) => run<{ rcode?: string; ips?: string[]; outcome?: string }>(from, 'lookup', name, proto, ...(server ? [server] : []));
   const connect = (from: string, ip: string) => run<{ outcome: string; reply?: string }>(from, 'connect', ip).outcome;
+
+  // The cluster resolver (kube-dns's ClusterIP, the agent's DNS server behind it) through the DNS proxy too.
+  const kubeDns = a.json<{ service: string; frontend: string }[]>('service', 'list').find((s) => s.service === 'kube-system/kube-dns')!.frontend.split(':')[0]!;
+  for (const proto of ['udp', 'tcp']) {
+    assert.deepEqual(lookup('cluster', 'kube-dns.kube-system.svc.cluster.local', proto, kubeDns), { rcode: 'NOERROR', ips: [kubeDns] }, `${proto}: an allowed cluster name`);
+    assert.deepEqual(lookup('cluster', 'www.example.com', proto, kubeDns), { rcode: 'REFUSED', ips: [] }, `${proto}: a name no DNS rule of the pod allows`);
+  }
+  const clusterQueries = a.json<{ dnsProxy: { queries: { refused: number; forwarded: number } } }>('status').dnsProxy.queries;
+  assert.deepEqual([clusterQueries.refused, clusterQueries.forwarded], [2, 2]);
 
   // Before any lookup: closed.
   assert.equal(connect('crawler', WWW), 'timeout', 'toFQDNs selects nothing before the lookup');
@@ -184,7 +206,7 @@ test('the DNS proxy and toFQDNs: REFUSED names, allowed after the lookup, anothe
   assert.deepEqual(cache.map((e) => `${e.name} ${e.ip}`).sort(), [`other.example.com ${OTHER}`, `www.example.com ${WWW}`]);
   const status = a.json<{ dnsProxy: { state: string; queries: { refused: number; forwarded: number } } }>('status');
   assert.equal(status.dnsProxy.state, 'running');
-  assert.deepEqual([status.dnsProxy.queries.refused, status.dnsProxy.queries.forwarded], [3, 2]);
+  assert.deepEqual([status.dnsProxy.queries.refused, status.dnsProxy.queries.forwarded], [5, 4]);
 
   // After the TTL: a new connection is closed again, the pair gone from the cache.
   await new Promise((r) => setTimeout(r, TTL * 1000 + 1000));
