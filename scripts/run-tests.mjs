@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['packages', 'e2e', 'bench'];
+const roots = ['proto', 'packages', 'e2e', 'bench'];
 const files = [];
 function walk(dir) {
   for (const name of readdirSync(dir).sort()) {
