@@ -19,7 +19,7 @@ const MAY_IMPORT = {
   datapath: ['policy', 'api'],
   // The proxy needs the addon's socket options Node lacks (IP_TRANSPARENT, SO_MARK: design.md section 3) and the ipcache model.
   proxy: ['policy', 'api', 'identity', 'datapath'],
-  observer: ['api', 'policy'],
+  observer: ['api', 'policy', 'proto'],
   agent: ['*'],
   cli: ['api', 'policy'],
   ui: ['api', 'policy'],

@@ -1,0 +1,2 @@
+export * from './flow-ring.js';
+export * from './flow-filter.js';
