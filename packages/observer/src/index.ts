@@ -1,2 +1,3 @@
 export * from './flow-ring.js';
 export * from './flow-filter.js';
+export * from './flow-parser.js';
