@@ -37,6 +37,7 @@ import {
   type LabelSet,
   type NamedPort,
   type PolicyMapEntry,
+  type PolicyRef,
   type Prefix,
   type Rule,
   type RuleOrigin,
@@ -132,6 +133,8 @@ interface Installed {
   fingerprint: string;
   entries: PolicyMapEntry[];
   enforcement: { ingress: boolean; egress: boolean };
+  /** The policies that put each direction into default deny (a default-deny drop's attribution). */
+  defaultDenyBy: { ingress: PolicyRef[]; egress: PolicyRef[] };
   /** The map in force, kept open so a failed commit can swap it back. */
   map?: PreparedPolicy;
 }
@@ -293,6 +296,7 @@ export class EndpointManager {
         fingerprint: p.fingerprint,
         entries: p.writes.entries,
         enforcement: { ingress: p.writes.ingressEnforced, egress: p.writes.egressEnforced },
+        defaultDenyBy: { ingress: p.writes.ingressDefaultDeny ? [...p.policy.ingress.defaultDenyBy] : [], egress: p.writes.egressDefaultDeny ? [...p.policy.egress.defaultDenyBy] : [] },
         ...(map ? { map } : {}),
       });
     }
@@ -331,6 +335,11 @@ export class EndpointManager {
   /** The identity an installed endpoint has. */
   identityOf(epId: number): Identity | undefined {
     return this.installed.get(epId)?.identity;
+  }
+
+  /** The policies that put an installed endpoint's direction into default deny (none when it is not). */
+  defaultDenyBy(epId: number, direction: 'ingress' | 'egress'): PolicyRef[] {
+    return this.installed.get(epId)?.defaultDenyBy[direction] ?? [];
   }
 
   enforcement(epId: number): { ingress: boolean; egress: boolean } {

@@ -14,7 +14,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { anyPack, timestampFromMs } from '@bufbuild/protobuf/wkt';
-import type { RuleOrigin } from '@membrane/policy';
+import type { PolicyRef, RuleOrigin } from '@membrane/policy';
 import { flow as pb, membranev1 } from '@membrane/proto';
 
 /** A datapath event record (packages/datapath DatapathEvent, bpf/lib/abi.h struct mbr_event). */
@@ -104,7 +104,7 @@ export interface FlowContext {
   /** The rules behind an endpoint's policy-map entry. */
   origins(epId: number, cookie: number): RuleOrigin[];
   /** The policies that put an endpoint's direction into default deny. */
-  defaultDenyBy(epId: number, direction: 'ingress' | 'egress'): RuleOrigin[];
+  defaultDenyBy(epId: number, direction: 'ingress' | 'egress'): PolicyRef[];
 }
 
 const EVENT_DROP = 2;
@@ -121,20 +121,23 @@ export function ipv4(n: number): string {
 }
 
 /** A rule's policy as Hubble names it, with Cilium's policy labels. */
-export function policyOf(o: RuleOrigin): pb.Policy {
+export function policyOf(o: PolicyRef): pb.Policy {
   const labels = [`k8s:io.cilium.k8s.policy.derived-from=${o.kind}`, `k8s:io.cilium.k8s.policy.name=${o.name}`, ...(o.namespace ? [`k8s:io.cilium.k8s.policy.namespace=${o.namespace}`] : [])];
   return create(pb.PolicySchema, { name: o.name, namespace: o.namespace ?? '', kind: o.kind, labels });
 }
 
-function policies(origins: readonly RuleOrigin[]): pb.Policy[] {
+function policies(origins: readonly (PolicyRef & { section?: string })[]): pb.Policy[] {
   const seen = new Map<string, pb.Policy>();
   for (const o of origins) if (o.section !== 'implicit') seen.set(`${o.kind}/${o.namespace ?? ''}/${o.name}`, policyOf(o));
   return [...seen.values()];
 }
 
-function ruleText(o: RuleOrigin): string {
+/** A rule as the policy engine names it ("CiliumNetworkPolicy default/rule1 ingress[0]"); a policy alone by kind and name. */
+function ruleText(o: PolicyRef & Partial<Pick<RuleOrigin, 'section' | 'index' | 'spec'>>): string {
   const where = o.namespace ? `${o.namespace}/${o.name}` : o.name;
-  return o.section === 'implicit' ? o.name : `${o.kind} ${where} ${o.spec !== undefined ? `specs[${o.spec}].` : ''}${o.section}[${o.index}]`;
+  if (o.section === 'implicit') return o.name;
+  if (o.section === undefined) return `${o.kind} ${where}`;
+  return `${o.kind} ${where} ${o.spec !== undefined ? `specs[${o.spec}].` : ''}${o.section}[${o.index}]`;
 }
 
 function tcpFlags(bits: number): pb.TCPFlags {
@@ -234,7 +237,7 @@ export class FlowParser {
     if (origins.length || defaultDeny.length) {
       const ext = create(membranev1.FlowExtensionSchema, {
         defaultDenyBy: policies(defaultDeny),
-        rules: (defaultDeny.length ? defaultDeny : origins).map(ruleText),
+        rules: defaultDeny.length ? defaultDeny.map(ruleText) : origins.map(ruleText),
         reason: defaultDeny.length ? `no rule allows it and ${direction} of ${self ? `${self.namespace}/${self.podName}` : `endpoint ${ev.ep_id}`} is default deny` : '',
       });
       f.extensions = anyPack(membranev1.FlowExtensionSchema, ext);

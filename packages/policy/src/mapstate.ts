@@ -17,7 +17,7 @@
 import { ANY_IDENTITY } from './identity.js';
 import type { DnsMatcher } from './l7/dns.js';
 import type { HttpRule } from './l7/http.js';
-import type { Direction, RuleOrigin } from './rule.js';
+import type { Direction, PolicyRef, RuleOrigin } from './rule.js';
 
 export interface MapStateKey {
   identity: number;
@@ -53,6 +53,8 @@ export class DirectionPolicy {
     public enforced = false,
     /** ...and at least one of those rules is default-deny. */
     public defaultDeny = false,
+    /** The policies of those default-deny rules (what a default-deny drop is attributed to). */
+    readonly defaultDenyBy: PolicyRef[] = [],
   ) {}
 
   add(key: MapStateKey, deny: boolean, origin: RuleOrigin, l7: { http?: HttpRule[]; dns?: DnsMatcher[] } | undefined): void {

@@ -562,3 +562,14 @@ describe('expandPorts', () => {
     assert.deepEqual(expandPorts([{ proto: 0, port: 53, endPort: 53, l7 }], []).map((p) => p.l7), [l7, l7, l7]);
   });
 });
+
+test('a direction in default deny names the policies that put it there (a default-deny drop is attributed to them); enableDefaultDeny: false does not', () => {
+  const p = resolve([
+    cnp('rule1', { endpointSelector: {}, ingress: [{ fromEndpoints: [{ matchLabels: { org: 'empire' } }] }] }),
+    cnp('open-egress', { endpointSelector: {}, enableDefaultDeny: { egress: false }, egress: [{ toEndpoints: [{}] }] }),
+    knp('np', { podSelector: {}, policyTypes: ['Ingress'] }),
+  ]);
+  assert.deepEqual(p.ingress.defaultDenyBy.map((x) => `${x.kind} ${x.namespace}/${x.name}`).sort(), ['CiliumNetworkPolicy default/rule1', 'NetworkPolicy default/np']);
+  assert.equal(p.egress.enforced, true);
+  assert.deepEqual(p.egress.defaultDenyBy, [], 'egress is enforced but not default deny');
+});

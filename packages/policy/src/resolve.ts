@@ -88,7 +88,10 @@ export class PolicyResolver {
     const dp = new DirectionPolicy(direction);
     for (const r of selecting) {
       if (r.enforces[direction]) dp.enforced = true;
-      if (r.defaultDeny[direction]) dp.defaultDeny = true;
+      if (r.defaultDeny[direction]) {
+        dp.defaultDeny = true;
+        if (!dp.defaultDenyBy.some((p) => p.kind === r.policy.kind && p.namespace === r.policy.namespace && p.name === r.policy.name)) dp.defaultDenyBy.push(r.policy);
+      }
     }
     if (!dp.enforced) return dp;
 
