@@ -19,6 +19,8 @@ import type { AgentConfig } from './config.js';
 import { dnsAddressOf, hostAddresses, prepareStateDir } from './host.js';
 import { DnsServer } from './dns/dns-server.js';
 import { FqdnProxy } from './dns/fqdn-proxy.js';
+import { Observer } from '@membrane/observer';
+import { AgentFlowContext } from './observer/flow-context.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
 import { netnsResolvConf, type PodEtcFiles } from './dns/netns-resolv-conf.js';
 import { KUBE_DNS, ServiceManager, dnsServerPod, kubeDnsService } from './services/service-manager.js';
@@ -73,6 +75,9 @@ export class Agent {
   private proxyHub!: ProxyHub;
   private proxy?: ProxySupervisor;
   private fqdn?: FqdnProxy;
+  private observer!: Observer;
+  private flowContext?: AgentFlowContext;
+  private lostTimer?: NodeJS.Timeout;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -106,6 +111,7 @@ export class Agent {
       return this.api?.stop();
     });
     cell('L7 proxy', () => this.startProxy(), () => this.proxy?.detach());
+    cell('observer', () => this.startObserver(), () => clearInterval(this.lostTimer));
   }
 
   private async startStore(): Promise<void> {
@@ -133,7 +139,11 @@ export class Agent {
   private async startWorkloads(): Promise<void> {
     const snapshot = await this.store.getState<IdentitySnapshot>('identities');
     const proxyPorts = { ...(this.config.proxyPort ? { http: this.config.proxyPort } : {}), ...(this.config.dnsProxyPort ? { dns: this.config.dnsProxyPort } : {}) };
-    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), onChange: () => this.proxyHub?.refresh(), proxy: proxyPorts });
+    const changed = () => {
+      this.proxyHub?.refresh();
+      this.flowContext?.invalidate();
+    };
+    this.endpoints = new EndpointManager(this.datapath, { identities: new IdentityAllocator(snapshot), onChange: changed, proxy: proxyPorts });
     if (this.config.dnsProxyPort) {
       this.fqdn = new FqdnProxy({
         address: PROXY_LISTENER_IP,
@@ -232,6 +242,7 @@ export class Agent {
       testHosts: this.testHosts,
       proxy: { hub: this.proxyHub, process: () => this.proxy?.status(), listener: this.config.proxyPort ? `${PROXY_LISTENER_IP}:${this.config.proxyPort}` : '' },
       ...(this.fqdn ? { fqdn: this.fqdn } : {}),
+      observer: () => this.observer?.status(),
     });
     this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
@@ -241,6 +252,21 @@ export class Agent {
   private async startRedirect(): Promise<void> {
     if (!this.config.proxyPort) return;
     await enableProxyRedirect(this.datapath, this.podNet.routerIf, this.config.namePrefix, (w) => this.problems.add(w));
+  }
+
+  /** Datapath and L7 events into flows; the kernel's lost events counted as they come. */
+  private startObserver(): void {
+    this.flowContext = new AgentFlowContext({ nodeName: this.config.nodeName, pods: () => this.pods, endpoints: () => this.endpoints, dnsNames: () => this.fqdn?.cache.dnsNames() ?? new Map() });
+    this.observer = new Observer({ context: this.flowContext, capacity: this.config.flowRingSize, problem: (p) => this.problems.add(p) });
+    this.datapath.onEvents((events) => this.observer.ingestDatapath(events));
+    this.proxyHub.subscribe((e) => this.observer.ingestL7(e));
+    let lost = Number(this.datapath.lostEvents());
+    this.lostTimer = setInterval(() => {
+      const now = Number(this.datapath.lostEvents());
+      this.observer.kernelLost(now - lost);
+      lost = now;
+    }, 1000);
+    this.lostTimer.unref();
   }
 
   private async startProxy(): Promise<void> {

@@ -1,5 +1,6 @@
 /** Agent configuration: flags, then environment, then defaults. */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 export interface AgentConfig {
@@ -24,6 +25,10 @@ export interface AgentConfig {
   proxyPort: number;
   /** The DNS proxy's port on 127.0.0.1 (UDP and TCP), which DNS entries name (0: no DNS proxy; DNS rules enforced at L4 only). */
   dnsProxyPort: number;
+  /** The name flows carry as their node (Hubble's node_name). */
+  nodeName: string;
+  /** Flows the observer's ring holds (Hubble's default 65,535). */
+  flowRingSize: number;
   /** toFQDNs: an answer's TTL below this many seconds is raised to it (Cilium's --tofqdns-min-ttl; default 0, the TTL as answered). */
   tofqdnsMinTtl: number;
 }
@@ -49,6 +54,8 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     proxyPort: flags.proxyPort ?? portOf('MEMBRANE_PROXY_PORT', env['MEMBRANE_PROXY_PORT'], DEFAULT_PROXY_PORT, 'no L7 proxy'),
     dnsProxyPort: flags.dnsProxyPort ?? portOf('MEMBRANE_DNS_PROXY_PORT', env['MEMBRANE_DNS_PROXY_PORT'], DEFAULT_DNS_PROXY_PORT, 'no DNS proxy'),
     tofqdnsMinTtl: flags.tofqdnsMinTtl ?? secondsOf('MEMBRANE_TOFQDNS_MIN_TTL', env['MEMBRANE_TOFQDNS_MIN_TTL']),
+    nodeName: flags.nodeName ?? env['MEMBRANE_NODE_NAME'] ?? hostname(),
+    flowRingSize: flags.flowRingSize ?? ringSizeOf(env['MEMBRANE_FLOW_RING']),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }
@@ -69,6 +76,13 @@ function portOf(name: string, v: string | undefined, fallback: number, zero: str
   if (v === undefined || v === '') return fallback;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} "${v}" is not a port (0 to 65535; 0: ${zero})`);
+  return n;
+}
+
+function ringSizeOf(v: string | undefined): number {
+  if (v === undefined || v === '') return 65_535;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new Error(`MEMBRANE_FLOW_RING "${v}" is not a number of flows (1 to 10,000,000)`);
   return n;
 }
 

@@ -84,7 +84,8 @@ export interface StatusResponse {
   policies: { total: number; revision: number };
   identities: { total: number };
   services: { total: number; frontends: number; serviceCIDR: string; dns: string };
-  observer: { flowsSeen: number; bufferSize: number; lostEvents: number };
+  /** Flows made since start, the ring (held now, at most), events lost before they were flows (by where). */
+  observer: { flowsSeen: number; bufferSize: number; flows?: number; lostEvents: number; lost?: { kernel: number; observer: number } };
   /** The L7 proxy: its process, the policy snapshot it judges by, its listener and events. */
   proxy: {
     state: string;

@@ -1,3 +1,5 @@
 export * from './flow-ring.js';
 export * from './flow-filter.js';
 export * from './flow-parser.js';
+export * from './observer.js';
+export * from './flow-query.js';

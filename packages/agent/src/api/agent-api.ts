@@ -11,6 +11,7 @@ import type { PodManager } from '../pods/pod-manager.js';
 import type { PodRuntime } from '../pods/pod-runtime.js';
 import type { ProblemLog } from '../problem-log.js';
 import type { FqdnProxy } from '../dns/fqdn-proxy.js';
+import type { ObserverStatus } from '@membrane/observer';
 import type { ProxyHub } from '../proxy/proxy-hub.js';
 import type { ProxyProcessStatus } from '../proxy/proxy-supervisor.js';
 import type { ServiceManager } from '../services/service-manager.js';
@@ -42,6 +43,8 @@ export interface AgentParts {
   };
   /** The DNS proxy (undefined: no DNS proxy port). */
   fqdn?: FqdnProxy;
+  /** The observer (undefined until its cell started). */
+  observer?: () => ObserverStatus | undefined;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -72,6 +75,7 @@ export function agentApi(p: AgentParts): AgentApi {
         problems: p.problems.list(),
         proxy: proxyStatus(p),
         dnsProxy: dnsProxyStatus(p.fqdn),
+        observer: observerStatus(p.observer?.()),
       });
     },
     apply: async (r) => {
@@ -145,6 +149,11 @@ function checkPreload(req: unknown): FqdnPreload['entries'] {
     if (!Number.isInteger(e.ttl) || e.ttl < 0) throw new MembraneError('MEMBRANE_E_USAGE', `${at}.ttl: must be a number of seconds (0 or more)`);
   });
   return entries;
+}
+
+function observerStatus(o: ObserverStatus | undefined): StatusResponse['observer'] {
+  if (!o) return { flowsSeen: 0, bufferSize: 0, lostEvents: 0 };
+  return { flowsSeen: o.flowsSeen, bufferSize: o.bufferSize, flows: o.flows, lostEvents: o.lost.kernel + o.lost.observer, lost: o.lost };
 }
 
 function dnsProxyStatus(f: FqdnProxy | undefined): StatusResponse['dnsProxy'] {

@@ -18,6 +18,7 @@ export interface StatusInputs {
   problems: readonly string[];
   proxy: StatusResponse['proxy'];
   dnsProxy: StatusResponse['dnsProxy'];
+  observer: StatusResponse['observer'];
 }
 
 export function statusView(s: StatusInputs): StatusResponse {
@@ -35,7 +36,7 @@ export function statusView(s: StatusInputs): StatusResponse {
     policies: s.policies,
     identities: { total: s.identities },
     services: s.services,
-    observer: { flowsSeen: 0, bufferSize: 0, lostEvents: 0 },
+    observer: s.observer,
     proxy: s.proxy,
     dnsProxy: s.dnsProxy,
     problems: [...s.problems],

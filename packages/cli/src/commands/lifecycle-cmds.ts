@@ -186,7 +186,7 @@ export async function status(argv: readonly string[], io: Io): Promise<number> {
     ['Endpoints', `${s.endpoints.ready}/${s.endpoints.total} ready`],
     ['Policies', `${s.policies.total} (revision ${s.policies.revision})`],
     ['Identities', `${s.identities.total}`],
-    ['Observer', `flows seen ${s.observer.flowsSeen}, buffer ${s.observer.bufferSize}, lost events ${s.datapath.lostEvents}`],
+    ['Observer', `Current/Max Flows: ${s.observer.flows ?? 0}/${s.observer.bufferSize}, Flows seen: ${s.observer.flowsSeen}, lost events: ${s.observer.lost ? `${s.observer.lost.kernel} in the kernel ring, ${s.observer.lost.observer} in the observer` : s.observer.lostEvents}`],
     ['Proxy', s.proxy.state],
     ['Versions', `membrane ${s.versions.membrane}, node ${s.versions.node}, kernel ${s.versions.kernel}, libbpf ${s.versions.libbpf}`],
   ];
