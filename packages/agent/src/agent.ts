@@ -21,6 +21,7 @@ import { DnsServer } from './dns/dns-server.js';
 import { FqdnProxy } from './dns/fqdn-proxy.js';
 import { Observer } from '@membrane/observer';
 import { AgentFlowContext } from './observer/flow-context.js';
+import { HubbleServer } from './observer/hubble-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
 import { netnsResolvConf, type PodEtcFiles } from './dns/netns-resolv-conf.js';
 import { KUBE_DNS, ServiceManager, dnsServerPod, kubeDnsService } from './services/service-manager.js';
@@ -78,6 +79,7 @@ export class Agent {
   private observer!: Observer;
   private flowContext?: AgentFlowContext;
   private lostTimer?: NodeJS.Timeout;
+  private hubble?: HubbleServer;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -112,6 +114,7 @@ export class Agent {
     });
     cell('L7 proxy', () => this.startProxy(), () => this.proxy?.detach());
     cell('observer', () => this.startObserver(), () => clearInterval(this.lostTimer));
+    cell('Hubble API', () => this.startHubble(), () => this.hubble?.stop());
   }
 
   private async startStore(): Promise<void> {
@@ -243,6 +246,7 @@ export class Agent {
       proxy: { hub: this.proxyHub, process: () => this.proxy?.status(), listener: this.config.proxyPort ? `${PROXY_LISTENER_IP}:${this.config.proxyPort}` : '' },
       ...(this.fqdn ? { fqdn: this.fqdn } : {}),
       observer: () => this.observer?.status(),
+      hubble: () => (this.hubble?.port ? `127.0.0.1:${this.hubble.port}` : ''),
     });
     this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
@@ -267,6 +271,11 @@ export class Agent {
       lost = now;
     }, 1000);
     this.lostTimer.unref();
+  }
+
+  private async startHubble(): Promise<void> {
+    this.hubble = new HubbleServer({ observer: () => this.observer, nodeName: this.config.nodeName, version: VERSION, address: '127.0.0.1', port: this.config.hubblePort });
+    await this.hubble.start();
   }
 
   private async startProxy(): Promise<void> {

@@ -29,6 +29,8 @@ export interface AgentConfig {
   nodeName: string;
   /** Flows the observer's ring holds (Hubble's default 65,535). */
   flowRingSize: number;
+  /** Hubble's Observer and Peer gRPC API on 127.0.0.1 (Hubble's 4245; 0: a free port, see status). */
+  hubblePort: number;
   /** toFQDNs: an answer's TTL below this many seconds is raised to it (Cilium's --tofqdns-min-ttl; default 0, the TTL as answered). */
   tofqdnsMinTtl: number;
 }
@@ -56,6 +58,7 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     tofqdnsMinTtl: flags.tofqdnsMinTtl ?? secondsOf('MEMBRANE_TOFQDNS_MIN_TTL', env['MEMBRANE_TOFQDNS_MIN_TTL']),
     nodeName: flags.nodeName ?? env['MEMBRANE_NODE_NAME'] ?? hostname(),
     flowRingSize: flags.flowRingSize ?? ringSizeOf(env['MEMBRANE_FLOW_RING']),
+    hubblePort: flags.hubblePort ?? portOf('MEMBRANE_HUBBLE_PORT', env['MEMBRANE_HUBBLE_PORT'], 4245, 'a free port'),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }

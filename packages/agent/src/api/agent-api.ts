@@ -45,6 +45,8 @@ export interface AgentParts {
   fqdn?: FqdnProxy;
   /** The observer (undefined until its cell started). */
   observer?: () => ObserverStatus | undefined;
+  /** Where Hubble's gRPC API listens (empty until it does). */
+  hubble?: () => string;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -75,7 +77,7 @@ export function agentApi(p: AgentParts): AgentApi {
         problems: p.problems.list(),
         proxy: proxyStatus(p),
         dnsProxy: dnsProxyStatus(p.fqdn),
-        observer: observerStatus(p.observer?.()),
+        observer: { ...observerStatus(p.observer?.()), ...(p.hubble?.() ? { hubble: p.hubble() } : {}) },
       });
     },
     apply: async (r) => {
