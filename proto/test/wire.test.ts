@@ -14,8 +14,8 @@ const numbers = (schema: { fields: readonly { name: string; number: number }[] }
 test("field numbers are Hubble's", () => {
   const f = numbers(flow.FlowSchema);
   assert.deepEqual(
-    [f['time'], f['uuid'], f['verdict'], f['drop_reason'], f['IP'], f['l4'], f['source'], f['destination'], f['Type'], f['node_name'], f['source_names'], f['destination_names'], f['l7'], f['reply'], f['event_type'], f['source_service'], f['destination_service'], f['traffic_direction'], f['policy_match_type'], f['trace_observation_point'], f['drop_reason_desc'], f['is_reply'], f['interface'], f['proxy_port'], f['egress_allowed_by'], f['ingress_allowed_by'], f['egress_denied_by'], f['ingress_denied_by'], f['extensions']],
-    [1, 34, 2, 3, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 21001, 21002, 21004, 21005, 150000],
+    [f['Summary'], f['time'], f['uuid'], f['verdict'], f['drop_reason'], f['IP'], f['l4'], f['source'], f['destination'], f['Type'], f['node_name'], f['source_names'], f['destination_names'], f['l7'], f['reply'], f['event_type'], f['source_service'], f['destination_service'], f['traffic_direction'], f['policy_match_type'], f['trace_observation_point'], f['drop_reason_desc'], f['is_reply'], f['interface'], f['proxy_port'], f['egress_allowed_by'], f['ingress_allowed_by'], f['egress_denied_by'], f['ingress_denied_by'], f['extensions']],
+    [100000, 1, 34, 2, 3, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 21001, 21002, 21004, 21005, 150000],
   );
   assert.deepEqual(numbers(flow.EndpointSchema), { ID: 1, identity: 2, namespace: 3, labels: 4, pod_name: 5, workloads: 6 });
   assert.deepEqual(numbers(flow.Layer7Schema), { type: 1, latency_ns: 2, dns: 100, http: 101 });

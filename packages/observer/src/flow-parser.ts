@@ -105,6 +105,8 @@ export interface FlowContext {
   origins(epId: number, cookie: number): RuleOrigin[];
   /** The policies that put an endpoint's direction into default deny. */
   defaultDenyBy(epId: number, direction: 'ingress' | 'egress'): PolicyRef[];
+  /** How the entry matched (Cilium's policy match types: 1 L3-Only, 2 L3-L4, 3 L4-Only, 4 all); 0 none. */
+  matchType?(epId: number, cookie: number): number;
 }
 
 const EVENT_DROP = 2;
@@ -138,6 +140,31 @@ function ruleText(o: PolicyRef & Partial<Pick<RuleOrigin, 'section' | 'index' | 
   if (o.section === 'implicit') return o.name;
   if (o.section === undefined) return `${o.kind} ${where}`;
   return `${o.kind} ${where} ${o.spec !== undefined ? `specs[${o.spec}].` : ''}${o.section}[${o.index}]`;
+}
+
+/** Cilium's summary of TCP flags: `SYN, ACK`, in its order. */
+export function tcpFlagsSummary(f: pb.TCPFlags | undefined): string {
+  if (!f) return '';
+  const order: [keyof pb.TCPFlags, string][] = [['SYN', 'SYN'], ['ACK', 'ACK'], ['RST', 'RST'], ['FIN', 'FIN'], ['PSH', 'PSH'], ['URG', 'URG'], ['ECE', 'ECE'], ['CWR', 'CWR'], ['NS', 'NS']];
+  return order.filter(([k]) => f[k] === true).map(([, n]) => n).join(', ');
+}
+
+/** The one-line summary Cilium's parser writes (what `hubble observe` prints in parentheses). */
+export function l4Summary(l4: pb.Layer4 | undefined): string {
+  switch (l4?.protocol.case) {
+    case 'TCP':
+      return `TCP Flags: ${tcpFlagsSummary(l4.protocol.value.flags)}`;
+    case 'UDP':
+      return 'UDP';
+    case 'SCTP':
+      return 'SCTP';
+    case 'ICMPv4':
+      return 'ICMPv4';
+    case 'ICMPv6':
+      return 'ICMPv6';
+    default:
+      return '';
+  }
 }
 
 function tcpFlags(bits: number): pb.TCPFlags {
@@ -220,13 +247,16 @@ export class FlowParser {
       sourceNames: this.ctx.names(src),
       destinationNames: this.ctx.names(dst),
       reply: ev.is_reply !== 0,
-      isReply: ev.is_reply !== 0,
+      // A drop notification says nothing of the connection's direction (Hubble shows `<>`).
+      ...(drop ? {} : { isReply: ev.is_reply !== 0 }),
       eventType: drop ? { type: MSG_DROP, subType: ev.drop_reason } : { type: MSG_POLICY_VERDICT, subType: 0 },
       trafficDirection: egress ? pb.TrafficDirection.EGRESS : pb.TrafficDirection.INGRESS,
       traceObservationPoint: redirected ? pb.TraceObservationPoint.TO_PROXY : pb.TraceObservationPoint.UNKNOWN_POINT,
       interface: ev.ifindex ? { index: ev.ifindex } : undefined,
       proxyPort: redirected ? ev.proxy_port : 0,
+      policyMatchType: !drop && ev.cookie ? (this.ctx.matchType?.(ev.ep_id, ev.cookie) ?? 0) : 0,
     });
+    f.Summary = l4Summary(f.l4);
     const svc = this.ctx.service?.(dst, ev.dport);
     if (svc) f.destinationService = create(pb.ServiceSchema, svc);
     if (drop) {
@@ -253,6 +283,8 @@ export class FlowParser {
       latencyNs: BigInt(Math.max(0, Math.round(ev.latencyNs))),
       record: { case: 'http', value: { code: ev.code, method: ev.method, url: `http://${ev.host}${ev.url}`, protocol: ev.protocol, headers: ev.requestHeaders.map(([key, value]) => ({ key, value })) } },
     });
+    const url = `http://${ev.host}${ev.url}`;
+    f.Summary = denied ? `${ev.protocol} ${ev.method} ${url}` : `${ev.protocol} ${ev.code} ${Math.round(ev.latencyNs / 1e6)}ms (${ev.method} ${url})`;
     return f;
   }
 
@@ -265,6 +297,8 @@ export class FlowParser {
       record: { case: 'dns', value: { query: ev.query.endsWith('.') ? ev.query : `${ev.query}.`, ips: ev.ips, ttl: ev.ttl ?? 0, rcode: RCODES[ev.rcode] ?? 0, qtypes: [ev.qtype], observationSource: 'proxy' } },
     });
     f.l4 = layer4(ev.protocol === 'udp' ? 17 : 6, ev.client.port, ev.server.port, 0);
+    const q = ev.query.endsWith('.') ? ev.query : `${ev.query}.`;
+    f.Summary = refused || ev.ips.length === 0 ? `DNS Query ${q} ${ev.qtype}` : `DNS Answer "${ev.ips.join(',')}" TTL: ${ev.ttl ?? 0} (Proxy ${q} ${ev.qtype})`;
     return f;
   }
 

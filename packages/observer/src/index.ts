@@ -3,3 +3,4 @@ export * from './flow-filter.js';
 export * from './flow-parser.js';
 export * from './observer.js';
 export * from './flow-query.js';
+export * from './flow-printer.js';
