@@ -353,6 +353,11 @@ export class EndpointManager {
     return out;
   }
 
+  /** The policy-map entry an event names (by its cookie). */
+  entry(epId: number, cookie: number): PolicyMapEntry | undefined {
+    return this.installed.get(epId)?.entries[cookie - 1];
+  }
+
   /** The rules behind a policy-map entry an event names (by its cookie). */
   origins(epId: number, cookie: number): RuleOrigin[] {
     const e = this.installed.get(epId)?.entries[cookie - 1];

@@ -85,4 +85,14 @@ export class AgentFlowContext implements FlowContext {
   defaultDenyBy(epId: number, direction: 'ingress' | 'egress') {
     return this.s.endpoints().defaultDenyBy(epId, direction);
   }
+
+  /** Cilium's policy match type of the entry: L3-L4 2, L3-Only 1, L3-Proto 5, L4-Only 3, all 4, Proto-Only 6. */
+  matchType(epId: number, cookie: number): number {
+    const e = this.s.endpoints().entry(epId, cookie);
+    if (!e) return 0;
+    const l3 = e.identity !== 0;
+    if (e.portBits > 0) return l3 ? 2 : 3;
+    if (e.proto !== 0) return l3 ? 5 : 6;
+    return l3 ? 1 : 4;
+  }
 }
