@@ -21,7 +21,8 @@ const MAY_IMPORT = {
   proxy: ['policy', 'api', 'identity', 'datapath'],
   observer: ['api', 'policy', 'proto'],
   agent: ['*'],
-  cli: ['api', 'policy'],
+  // observe: the observer's one filter implementation and Hubble's printers (design.md section 5), over the protos.
+  cli: ['api', 'policy', 'proto', 'observer'],
   ui: ['api', 'policy'],
   testkit: ['*'],
 };

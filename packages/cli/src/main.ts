@@ -12,6 +12,7 @@ import * as objs from './commands/objects-cmds.js';
 import * as ex from './commands/exec-cmds.js';
 import * as dm from './commands/demo-cmds.js';
 import * as fq from './commands/fqdn-cmds.js';
+import * as ob from './commands/observe-cmd.js';
 import { processIo, type Io } from './io.js';
 import { VERSION } from './version.js';
 
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
   'endpoint list': { help: objs.endpointListHelp, run: objs.endpointList },
   'identity list': { help: 'Usage: membrane identity list [-o json]', run: objs.identityList },
   'service list': { help: objs.serviceListHelp, run: objs.serviceList },
+  observe: { help: ob.observeHelp, run: ob.observe },
   'fqdn cache list': { help: fq.fqdnListHelp, run: fq.fqdnList },
   'fqdn cache clean': { help: fq.fqdnCleanHelp, run: fq.fqdnClean },
   wait: { help: objs.waitHelp, run: objs.wait },
@@ -64,6 +66,7 @@ Workloads and policies (kubectl-style):
   identity list [-o json]
   service list [-o json]                   the 'cilium service list' table
   fqdn cache list [-o json] | clean        the toFQDNs cache, as 'cilium fqdn cache'
+  observe [FLAGS]                          flows, as 'hubble observe' (--follow, --last, --verdict, --pod, ...)
   exec POD [-n NS] -- CMD...               run a command in a pod's network namespace
   logs POD [-n NS] [-f]
   wait --for=condition=Ready pod/NAME
