@@ -22,6 +22,7 @@ import { FqdnProxy } from './dns/fqdn-proxy.js';
 import { Observer } from '@membrane/observer';
 import { AgentFlowContext } from './observer/flow-context.js';
 import { HubbleServer } from './observer/hubble-server.js';
+import { MetricsServer } from './observer/metrics-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
 import { netnsResolvConf, type PodEtcFiles } from './dns/netns-resolv-conf.js';
 import { KUBE_DNS, ServiceManager, dnsServerPod, kubeDnsService } from './services/service-manager.js';
@@ -80,6 +81,7 @@ export class Agent {
   private flowContext?: AgentFlowContext;
   private lostTimer?: NodeJS.Timeout;
   private hubble?: HubbleServer;
+  private metrics?: MetricsServer;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -115,6 +117,7 @@ export class Agent {
     cell('L7 proxy', () => this.startProxy(), () => this.proxy?.detach());
     cell('observer', () => this.startObserver(), () => clearInterval(this.lostTimer));
     cell('Hubble API', () => this.startHubble(), () => this.hubble?.stop());
+    cell('metrics', () => this.startMetrics(), () => this.metrics?.stop());
   }
 
   private async startStore(): Promise<void> {
@@ -247,6 +250,7 @@ export class Agent {
       ...(this.fqdn ? { fqdn: this.fqdn } : {}),
       observer: () => this.observer?.status(),
       hubble: () => (this.hubble?.port ? `127.0.0.1:${this.hubble.port}` : ''),
+      metrics: () => (this.metrics?.port ? `127.0.0.1:${this.metrics.port}` : ''),
     });
     this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
@@ -276,6 +280,11 @@ export class Agent {
   private async startHubble(): Promise<void> {
     this.hubble = new HubbleServer({ observer: () => this.observer, nodeName: this.config.nodeName, version: VERSION, address: '127.0.0.1', port: this.config.hubblePort });
     await this.hubble.start();
+  }
+
+  private async startMetrics(): Promise<void> {
+    this.metrics = new MetricsServer({ metrics: () => this.observer.metrics, address: '127.0.0.1', port: this.config.metricsPort });
+    await this.metrics.start();
   }
 
   private async startProxy(): Promise<void> {

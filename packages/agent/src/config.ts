@@ -31,6 +31,8 @@ export interface AgentConfig {
   flowRingSize: number;
   /** Hubble's Observer and Peer gRPC API on 127.0.0.1 (Hubble's 4245; 0: a free port, see status). */
   hubblePort: number;
+  /** Hubble's metrics (`/metrics`) on 127.0.0.1 (Hubble's 9965; 0: a free port, see status). */
+  metricsPort: number;
   /** toFQDNs: an answer's TTL below this many seconds is raised to it (Cilium's --tofqdns-min-ttl; default 0, the TTL as answered). */
   tofqdnsMinTtl: number;
 }
@@ -59,6 +61,7 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     nodeName: flags.nodeName ?? env['MEMBRANE_NODE_NAME'] ?? hostname(),
     flowRingSize: flags.flowRingSize ?? ringSizeOf(env['MEMBRANE_FLOW_RING']),
     hubblePort: flags.hubblePort ?? portOf('MEMBRANE_HUBBLE_PORT', env['MEMBRANE_HUBBLE_PORT'], 4245, 'a free port'),
+    metricsPort: flags.metricsPort ?? portOf('MEMBRANE_METRICS_PORT', env['MEMBRANE_METRICS_PORT'], 9965, 'a free port'),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }

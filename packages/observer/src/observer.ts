@@ -7,6 +7,7 @@
  */
 import { flow as pb } from '@membrane/proto';
 import { FlowParser, type DatapathEventRecord, type DnsEventRecord, type FlowContext, type HttpEventRecord } from './flow-parser.js';
+import { FlowMetrics } from './flow-metrics.js';
 import { FlowRing } from './flow-ring.js';
 
 export interface ObserverStatus {
@@ -23,6 +24,8 @@ export interface ObserverStatus {
 export class Observer {
   readonly ring: FlowRing<pb.Flow>;
   readonly parser: FlowParser;
+  /** Hubble's metric families, counted from every flow and loss. */
+  readonly metrics = new FlowMetrics();
   private readonly lost = { kernel: 0, observer: 0 };
   private readonly startedAt = Date.now();
   private readonly problems: (what: string) => void;
@@ -37,7 +40,7 @@ export class Observer {
   ingestDatapath(events: readonly DatapathEventRecord[]): void {
     for (const e of events) {
       try {
-        this.ring.push(this.parser.fromDatapath(e));
+        this.add(this.parser.fromDatapath(e));
       } catch (err) {
         this.unparsed(err);
       }
@@ -46,16 +49,27 @@ export class Observer {
 
   ingestL7(e: HttpEventRecord | DnsEventRecord): void {
     try {
-      this.ring.push('kind' in e && e.kind === 'dns' ? this.parser.fromDns(e) : this.parser.fromHttp(e as HttpEventRecord));
+      this.add('kind' in e && e.kind === 'dns' ? this.parser.fromDns(e) : this.parser.fromHttp(e as HttpEventRecord));
     } catch (err) {
       this.unparsed(err);
     }
+  }
+
+  private add(f: pb.Flow): void {
+    this.ring.push(f);
+    this.metrics.observe(f);
+  }
+
+  /** A follower of the ring was overtaken and missed n flows (counted in hubble_lost_events_total). */
+  readerLost(n: number): void {
+    if (n > 0) this.metrics.lostEvents(pb.LostEventSource.HUBBLE_RING_BUFFER, n);
   }
 
   /** The kernel reports more events it could not put in its ring buffer. */
   kernelLost(n: number): void {
     if (n <= 0) return;
     this.lost.kernel += n;
+    this.metrics.lostEvents(pb.LostEventSource.PERF_EVENT_RING_BUFFER, n);
     for (const l of this.lostListeners) l(pb.LostEventSource.PERF_EVENT_RING_BUFFER, n);
   }
 
@@ -70,6 +84,7 @@ export class Observer {
   }
 
   private unparsed(err: unknown): void {
+    this.metrics.lostEvents(pb.LostEventSource.OBSERVER_EVENTS_QUEUE, 1);
     for (const l of this.lostListeners) l(pb.LostEventSource.OBSERVER_EVENTS_QUEUE, 1);
     if (this.lost.observer++ === 0) this.problems(`observer: an event it could not turn into a flow: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -67,6 +67,16 @@ test('membrane observe after the walkthrough: drops with the rule behind the def
   assert.equal(stdin.status, 0, stdin.stderr);
   assert.deepEqual(lines(stdin.stdout).map((r) => r.flow.uuid), [h.uuid], 'stdin: no agent needed');
 
+  // Hubble's metric families on /metrics.
+  const metricsAt = a.json<{ observer: { metrics: string } }>('status').observer.metrics;
+  const metrics = await (await fetch(`http://${metricsAt}/metrics`)).text();
+  assert.match(metrics, /^hubble_drop_total\{reason="POLICY_DENIED",protocol="TCP"\} [1-9]\d*$/m);
+  assert.match(metrics, /^hubble_flows_processed_total\{type="L7",subtype="HTTP",verdict="DROPPED"\} 1$/m);
+  assert.match(metrics, /^hubble_http_responses_total\{method="PUT",status="403",reporter="client"\} 1$/m);
+  assert.match(metrics, /^hubble_policy_verdicts_total\{direction="ingress",match="none",action="dropped"\} [1-9]\d*$/m, 'the X-wing, dropped by default deny');
+  assert.match(metrics, /^hubble_tcp_flags_total\{flag="SYN",family="IPv4"\} [1-9]\d*$/m);
+  assert.match(metrics, /^hubble_port_distribution_total\{protocol="TCP",port="80"\} [1-9]\d*$/m);
+
   // Bad input: exit 2, naming the field.
   const bad = a.run('observe', '--from-ip', '10.0.0.300');
   assert.equal(bad.status, 2, bad.stderr);

@@ -47,6 +47,8 @@ export interface AgentParts {
   observer?: () => ObserverStatus | undefined;
   /** Where Hubble's gRPC API listens (empty until it does). */
   hubble?: () => string;
+  /** Where the metrics are served (empty until they are). */
+  metrics?: () => string;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -77,7 +79,7 @@ export function agentApi(p: AgentParts): AgentApi {
         problems: p.problems.list(),
         proxy: proxyStatus(p),
         dnsProxy: dnsProxyStatus(p.fqdn),
-        observer: { ...observerStatus(p.observer?.()), ...(p.hubble?.() ? { hubble: p.hubble() } : {}) },
+        observer: { ...observerStatus(p.observer?.()), ...(p.hubble?.() ? { hubble: p.hubble() } : {}), ...(p.metrics?.() ? { metrics: p.metrics() } : {}) },
       });
     },
     apply: async (r) => {

@@ -20,7 +20,7 @@ import { timestampDate, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { compileFilters, FilterError, QueryError, queryFlows, type Observer } from '@membrane/observer';
-import { observer as obs, peer, relay } from '@membrane/proto';
+import { flow as pb, observer as obs, peer, relay } from '@membrane/proto';
 
 export interface HubbleServerOptions {
   observer: () => Observer;
@@ -88,7 +88,10 @@ export class HubbleServer {
           for await (const item of queryFlows(observer.ring, observer, q, ctx.signal)) {
             const now = timestampFromMs(Date.now());
             if ('flow' in item) yield create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'flow', value: item.flow }, nodeName: o.nodeName, time: item.flow.time ?? now });
-            else yield create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'lostEvents', value: { source: item.lost.source, numEventsLost: BigInt(item.lost.count) } }, nodeName: o.nodeName, time: now });
+            else {
+              if (item.lost.source === pb.LostEventSource.HUBBLE_RING_BUFFER) observer.readerLost(item.lost.count);
+              yield create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'lostEvents', value: { source: item.lost.source, numEventsLost: BigInt(item.lost.count) } }, nodeName: o.nodeName, time: now });
+            }
           }
         } catch (e) {
           if (e instanceof QueryError) throw new ConnectError(e.message, Code.InvalidArgument);
