@@ -109,6 +109,7 @@ export interface FlowContext {
   matchType?(epId: number, cookie: number): number;
 }
 
+const NO_LABELS: readonly string[] = [];
 const EVENT_DROP = 2;
 const DIR_EGRESS = 1;
 const DROP_POLICY_DENIED = 133;
@@ -167,7 +168,40 @@ export function l4Summary(l4: pb.Layer4 | undefined): string {
   }
 }
 
+/*
+ * Parts many flows share are made once and shared (flows are never
+ * changed once made): the 256 TCP flag sets, event types, interfaces, and
+ * each endpoint's message for as long as the context's EndpointInfo lives.
+ */
+const TCP_FLAGS = new Map<number, pb.TCPFlags>();
+const EVENT_TYPES = new Map<number, pb.CiliumEventType>();
+const INTERFACES = new Map<number, pb.NetworkInterface>();
+
+function eventType(type: number, subType: number): pb.CiliumEventType {
+  const key = type * 65536 + subType;
+  let e = EVENT_TYPES.get(key);
+  if (!e) EVENT_TYPES.set(key, (e = create(pb.CiliumEventTypeSchema, { type, subType })));
+  return e;
+}
+
+function networkInterface(index: number): pb.NetworkInterface {
+  let i = INTERFACES.get(index);
+  if (!i) {
+    if (INTERFACES.size > 4096) INTERFACES.clear();
+    INTERFACES.set(index, (i = create(pb.NetworkInterfaceSchema, { index })));
+  }
+  return i;
+}
+
 function tcpFlags(bits: number): pb.TCPFlags {
+  const cached = TCP_FLAGS.get(bits);
+  if (cached) return cached;
+  const f = makeTcpFlags(bits);
+  TCP_FLAGS.set(bits, f);
+  return f;
+}
+
+function makeTcpFlags(bits: number): pb.TCPFlags {
   return create(pb.TCPFlagsSchema, { FIN: !!(bits & 1), SYN: !!(bits & 2), RST: !!(bits & 4), PSH: !!(bits & 8), ACK: !!(bits & 16), URG: !!(bits & 32), ECE: !!(bits & 64), CWR: !!(bits & 128) });
 }
 
@@ -192,6 +226,8 @@ export class FlowParser {
   private offsetNs = 0n;
   private sequence = 0;
   private readonly prefix = Math.random().toString(16).slice(2, 10);
+  private readonly byEndpoint = new WeakMap<EndpointInfo, pb.Endpoint>();
+  private readonly byIdentity = new Map<number, { labels: readonly string[]; msg: pb.Endpoint }>();
 
   constructor(private readonly ctx: FlowContext) {
     this.resync();
@@ -211,11 +247,19 @@ export class FlowParser {
   private peer(ip: string, identity: number): pb.Endpoint {
     const e = this.ctx.endpointByIP(ip);
     if (e) return this.endpointMsg(e);
-    return create(pb.EndpointSchema, { identity, labels: this.ctx.identityLabels(identity) ?? [] });
+    const labels = this.ctx.identityLabels(identity) ?? NO_LABELS;
+    const cached = this.byIdentity.get(identity);
+    if (cached && cached.labels === labels) return cached.msg;
+    if (this.byIdentity.size > 65536) this.byIdentity.clear();
+    const msg = create(pb.EndpointSchema, { identity, labels: [...labels] });
+    this.byIdentity.set(identity, { labels, msg });
+    return msg;
   }
 
   private endpointMsg(e: EndpointInfo): pb.Endpoint {
-    return create(pb.EndpointSchema, { ID: e.id, identity: e.identity, namespace: e.namespace, podName: e.podName, labels: e.labels, workloads: e.workloads ?? [] });
+    let m = this.byEndpoint.get(e);
+    if (!m) this.byEndpoint.set(e, (m = create(pb.EndpointSchema, { ID: e.id, identity: e.identity, namespace: e.namespace, podName: e.podName, labels: e.labels, workloads: e.workloads ?? [] })));
+    return m;
   }
 
   fromDatapath(ev: DatapathEventRecord): pb.Flow {
@@ -249,10 +293,10 @@ export class FlowParser {
       reply: ev.is_reply !== 0,
       // A drop notification says nothing of the connection's direction (Hubble shows `<>`).
       ...(drop ? {} : { isReply: ev.is_reply !== 0 }),
-      eventType: drop ? { type: MSG_DROP, subType: ev.drop_reason } : { type: MSG_POLICY_VERDICT, subType: 0 },
+      eventType: drop ? eventType(MSG_DROP, ev.drop_reason) : eventType(MSG_POLICY_VERDICT, 0),
       trafficDirection: egress ? pb.TrafficDirection.EGRESS : pb.TrafficDirection.INGRESS,
       traceObservationPoint: redirected ? pb.TraceObservationPoint.TO_PROXY : pb.TraceObservationPoint.UNKNOWN_POINT,
-      interface: ev.ifindex ? { index: ev.ifindex } : undefined,
+      interface: ev.ifindex ? networkInterface(ev.ifindex) : undefined,
       proxyPort: redirected ? ev.proxy_port : 0,
       policyMatchType: !drop && ev.cookie ? (this.ctx.matchType?.(ev.ep_id, ev.cookie) ?? 0) : 0,
     });
@@ -317,7 +361,7 @@ export class FlowParser {
       sourceNames: this.ctx.names(client.ip),
       destinationNames: this.ctx.names(server.ip),
       isReply: false,
-      eventType: { type: MSG_ACCESS_LOG, subType: 0 },
+      eventType: eventType(MSG_ACCESS_LOG, 0),
       trafficDirection: pb.TrafficDirection.EGRESS,
     });
     const ps = policies(rules);
