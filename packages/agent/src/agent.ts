@@ -270,9 +270,13 @@ export class Agent {
     this.proxyHub.subscribe((e) => this.observer.ingestL7(e));
     let lost = Number(this.datapath.lostEvents());
     this.lostTimer = setInterval(() => {
-      const now = Number(this.datapath.lostEvents());
-      this.observer.kernelLost(now - lost);
-      lost = now;
+      try {
+        const now = Number(this.datapath.lostEvents());
+        this.observer.kernelLost(now - lost);
+        lost = now;
+      } catch {
+        // The datapath closed (the agent stops): nothing more to count.
+      }
     }, 1000);
     this.lostTimer.unref();
   }
@@ -313,6 +317,8 @@ export class Agent {
 
   async stop(removeEverything: boolean): Promise<void> {
     this.state = 'stopping';
+    // Nothing reads the datapath once it closes (teardown closes it before its last awaits).
+    clearInterval(this.lostTimer);
     if (removeEverything) {
       if (this.monitor) clearInterval(this.monitor);
       await this.dns?.stop();
