@@ -133,7 +133,9 @@ export class CliAgent {
     }
     const bases = [this.opts.podCIDR, this.opts.serviceCIDR].map((c) => c.split('.').slice(0, 3).join('.') + '.');
     for (const l of spawnSync('ip', ['route', 'show', 'table', 'main'], { encoding: 'utf8' }).stdout.split('\n')) {
-      if (bases.some((b) => l.startsWith(b)) || l.includes(`dev ${this.prefix}_`)) out.push(`route ${l.trim()}`);
+      // Routes into the agent's ranges, through its links, and its unreachable rails around them.
+      const dest = l.replace(/^(unreachable|blackhole|prohibit) /, '');
+      if (bases.some((b) => dest.startsWith(b)) || l.includes(`dev ${this.prefix}_`)) out.push(`route ${l.trim()}`);
     }
     for (const l of spawnSync('ls', ['/etc/netns'], { encoding: 'utf8' }).stdout.split('\n')) if (l.startsWith(`${this.prefix}_`)) out.push(`/etc/netns/${l}`);
     if (existsSync(this.pinRoot) && readdirSync(this.pinRoot).length) out.push(`pins ${this.pinRoot}: ${readdirSync(this.pinRoot).join(', ')}`);
