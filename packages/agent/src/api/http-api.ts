@@ -7,9 +7,9 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { MembraneError, type ApiErrorBody } from '@membrane/api';
+import { listenTcp } from '../listen.js';
 
 export interface ApiRequest {
   method: string;
@@ -126,11 +126,7 @@ export class ApiServer {
     });
     chmodSync(this.opts.socketPath, 0o600);
     this.tcp = createServer((q, s) => this.handle(q, s, false).catch(() => s.destroy()));
-    await new Promise<void>((resolve, reject) => {
-      this.tcp!.once('error', (e) => reject(new Error(`listen on 127.0.0.1:${this.opts.port}: ${e.message}`)));
-      this.tcp!.listen(this.opts.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (this.tcp.address() as AddressInfo).port;
+    this.port = await listenTcp(this.tcp, this.opts.port, '127.0.0.1', 'the API');
   }
 
   async stop(): Promise<void> {

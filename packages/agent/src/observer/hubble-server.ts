@@ -19,6 +19,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { listenTcp } from '../listen.js';
 import { compileFilters, FilterError, QueryError, queryFlows, type Observer } from '@membrane/observer';
 import { flow as pb, observer as obs, peer, relay } from '@membrane/proto';
 
@@ -44,15 +45,8 @@ export class HubbleServer {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.port, this.o.address, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    this.port = await listenTcp(server, this.o.port, this.o.address, "Hubble's Observer API");
     this.server = server;
-    this.port = (server.address() as { port: number }).port;
   }
 
   async stop(): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { FlowMetrics } from '@membrane/observer';
+import { listenTcp } from '../listen.js';
 
 export class MetricsServer {
   private server?: Server;
@@ -23,15 +24,8 @@ export class MetricsServer {
         (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${e instanceof Error ? e.message : String(e)}\n`),
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.port, this.o.address, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    this.port = await listenTcp(server, this.o.port, this.o.address, 'metrics');
     this.server = server;
-    this.port = (server.address() as { port: number }).port;
   }
 
   async stop(): Promise<void> {
