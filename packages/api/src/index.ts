@@ -9,3 +9,4 @@ export * from './yaml-documents.js';
 export * from './manifest.js';
 export * from './workloads.js';
 export * from './agent-api.js';
+export * from './l7-events.js';

@@ -4,6 +4,7 @@
  * codecs.test.ts compiles both headers and checks every size and offset
  * against these.
  */
+import type { DatapathEventRecord } from '@membrane/api';
 
 /** `mac`: a __u8[6] Ethernet address, its value the 48-bit number it reads as in network order. */
 type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'be32' | 'mac';
@@ -159,29 +160,8 @@ export const ctValueCodec = struct<CTValue>('mbr_ct_value', [
   ['flags', 'u8'],
 ]);
 
-export type DatapathEvent = {
-  ts_ns: bigint;
-  type: number;
-  direction: number;
-  proto: number;
-  tcp_flags: number;
-  verdict: number;
-  is_reply: number;
-  l7: number;
-  pad: number;
-  drop_reason: number;
-  proxy_port: number;
-  ep_id: number;
-  src_identity: number;
-  dst_identity: number;
-  saddr: number;
-  daddr: number;
-  sport: number;
-  dport: number;
-  ifindex: number;
-  cookie: number;
-  len: number;
-};
+/** One event record of the ring buffer (the shape lives in @membrane/api: the observer reads it too). */
+export type DatapathEvent = DatapathEventRecord;
 export const eventCodec = struct<DatapathEvent>('mbr_event', [
   ['ts_ns', 'u64'],
   ['type', 'u8'],

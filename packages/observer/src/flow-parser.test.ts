@@ -19,7 +19,7 @@ const ctx: FlowContext = {
   defaultDenyBy: (epId, dir) => (epId === 3 && dir === 'ingress' ? [{ kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1' }] : []),
 };
 const ip = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
-const ev = (o: Partial<DatapathEventRecord>): DatapathEventRecord => ({ ts_ns: process.hrtime.bigint(), type: 1, direction: 0, proto: 6, tcp_flags: 2, is_reply: 0, l7: 0, drop_reason: 0, proxy_port: 0, ep_id: 3, src_identity: 1002, dst_identity: 1001, saddr: ip('10.200.0.5'), daddr: ip('10.200.0.3'), sport: 40000, dport: 80, ifindex: 7, cookie: 0, len: 60, ...o });
+const ev = (o: Partial<DatapathEventRecord>): DatapathEventRecord => ({ ts_ns: process.hrtime.bigint(), type: 1, direction: 0, proto: 6, tcp_flags: 2, verdict: 0, pad: 0, is_reply: 0, l7: 0, drop_reason: 0, proxy_port: 0, ep_id: 3, src_identity: 1002, dst_identity: 1001, saddr: ip('10.200.0.5'), daddr: ip('10.200.0.3'), sport: 40000, dport: 80, ifindex: 7, cookie: 0, len: 60, ...o });
 const json = (f: pb.Flow) => toJson(pb.FlowSchema, f, { useProtoFieldName: true, registry: createRegistry(membranev1.FlowExtensionSchema) }) as Record<string, any>;
 
 test("the xwing's SYN dropped by deathstar's default deny: both pods, POLICY_DENIED, rule1 as the policy behind the default deny", () => {
@@ -54,7 +54,7 @@ test('an allowed connection: the entry that allowed it, by its cookie; a proxied
 
 test('L7: a denied HTTP request and a refused DNS query, with the rules that decided', () => {
   const p = new FlowParser(ctx);
-  const http = json(p.fromHttp({ time: new Date().toISOString(), source: { ip: '10.200.0.5', port: 41000 }, destination: { ip: '10.200.0.3', port: 80 }, srcIdentity: 1002, dstIdentity: 1001, verdict: 'DENIED', method: 'PUT', url: '/v1/exhaust-port', host: 'deathstar.default.svc.cluster.local', protocol: 'HTTP/1.1', code: 403, latencyNs: 120_000, requestHeaders: [['Authorization', '[redacted]']], rules: [RULE1], reason: 'no HTTP rule matches' }));
+  const http = json(p.fromHttp({ time: new Date().toISOString(), source: { ip: '10.200.0.5', port: 41000 }, destination: { ip: '10.200.0.3', port: 80 }, srcIdentity: 1002, dstIdentity: 1001, verdict: 'DENIED', method: 'PUT', url: '/v1/exhaust-port', host: 'deathstar.default.svc.cluster.local', protocol: 'HTTP/1.1', code: 403, latencyNs: 120_000, requestHeaders: [['Authorization', '[redacted]']], responseHeaders: [], rules: [RULE1], reason: 'no HTTP rule matches' }));
   assert.deepEqual([http['verdict'], http['Type'], http['l7']['type']], ['DROPPED', 'L7', 'REQUEST']);
   assert.deepEqual(http['l7']['http'], { code: 403, method: 'PUT', url: 'http://deathstar.default.svc.cluster.local/v1/exhaust-port', protocol: 'HTTP/1.1', headers: [{ key: 'Authorization', value: '[redacted]' }] });
   assert.deepEqual(http['ingress_denied_by'].map((x: { name: string }) => x.name), ['rule1']);

@@ -14,73 +14,15 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { anyPack, timestampFromMs } from '@bufbuild/protobuf/wkt';
+import type { DatapathEventRecord, DnsEvent, L7HttpEvent, RuleRef } from '@membrane/api';
 import type { PolicyRef, RuleOrigin } from '@membrane/policy';
 import { flow as pb, membranev1 } from '@membrane/proto';
 
-/** A datapath event record (packages/datapath DatapathEvent, bpf/lib/abi.h struct mbr_event). */
-export interface DatapathEventRecord {
-  ts_ns: bigint;
-  /** 1 a new connection forwarded (after its policy verdict), 2 a drop. */
-  type: number;
-  /** 0 ingress, 1 egress (of the endpoint ep_id). */
-  direction: number;
-  proto: number;
-  tcp_flags: number;
-  is_reply: number;
-  l7: number;
-  drop_reason: number;
-  proxy_port: number;
-  ep_id: number;
-  /** The peer's identity (the endpoint's own is the endpoint's). */
-  src_identity: number;
-  dst_identity: number;
-  /** IPv4 addresses as host-order numbers. */
-  saddr: number;
-  daddr: number;
-  sport: number;
-  dport: number;
-  ifindex: number;
-  /** The policy-map entry that decided (1-based; 0 none). */
-  cookie: number;
-  len: number;
-}
+export type { DatapathEventRecord };
 
-export interface HttpEventRecord {
-  time: string;
-  source: { ip: string; port: number };
-  destination: { ip: string; port: number };
-  srcIdentity: number;
-  dstIdentity: number;
-  verdict: 'FORWARDED' | 'DENIED' | 'ERROR';
-  method: string;
-  url: string;
-  host: string;
-  protocol: string;
-  code: number;
-  latencyNs: number;
-  requestHeaders: [string, string][];
-  rules: RuleOrigin[];
-  reason: string;
-}
-
-export interface DnsEventRecord {
-  kind: 'dns';
-  time: string;
-  protocol: 'udp' | 'tcp';
-  client: { ip: string; port: number };
-  server: { ip: string; port: number };
-  srcIdentity: number;
-  dstIdentity: number;
-  query: string;
-  qtype: string;
-  rcode: string;
-  ips: string[];
-  ttl?: number;
-  verdict: 'forwarded' | 'refused' | 'error';
-  rules: RuleOrigin[];
-  reason: string;
-  latencyMs: number;
-}
+/** The proxies' events (their contract lives in @membrane/api). */
+export type HttpEventRecord = L7HttpEvent;
+export type DnsEventRecord = DnsEvent;
 
 export interface EndpointInfo {
   id: number;
@@ -136,7 +78,7 @@ function policies(origins: readonly (PolicyRef & { section?: string })[]): pb.Po
 }
 
 /** A rule as the policy engine names it ("CiliumNetworkPolicy default/rule1 ingress[0]"); a policy alone by kind and name. */
-function ruleText(o: PolicyRef & Partial<Pick<RuleOrigin, 'section' | 'index' | 'spec'>>): string {
+function ruleText(o: PolicyRef & { section?: string; index?: number; spec?: number }): string {
   const where = o.namespace ? `${o.namespace}/${o.name}` : o.name;
   if (o.section === 'implicit') return o.name;
   if (o.section === undefined) return `${o.kind} ${where}`;
@@ -347,7 +289,7 @@ export class FlowParser {
   }
 
   /** What an L7 flow shares: egress of the client (the proxy judged both sides, the rules say which). */
-  private l7Base(time: string, client: { ip: string; port: number }, server: { ip: string; port: number }, srcIdentity: number, dstIdentity: number, verdict: pb.Verdict, rules: readonly RuleOrigin[], reason: string): pb.Flow {
+  private l7Base(time: string, client: { ip: string; port: number }, server: { ip: string; port: number }, srcIdentity: number, dstIdentity: number, verdict: pb.Verdict, rules: readonly RuleRef[], reason: string): pb.Flow {
     const f = create(pb.FlowSchema, {
       time: timestampFromMs(Date.parse(time)),
       uuid: this.uuid(),

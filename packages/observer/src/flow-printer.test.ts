@@ -30,7 +30,7 @@ function parser(): FlowParser {
   (p as unknown as { offsetNs: bigint }).offsetNs = BigInt(T) * 1_000_000n;
   return p;
 }
-const dp = (o: object) => ({ ts_ns: 0n, type: 1, direction: 0, proto: 6, tcp_flags: 2, is_reply: 0, l7: 0, drop_reason: 0, proxy_port: 0, ep_id: 3, src_identity: 1002, dst_identity: 1001, saddr: ip('10.200.0.5'), daddr: ip('10.200.0.3'), sport: 40000, dport: 80, ifindex: 7, cookie: 0, len: 60, ...o });
+const dp = (o: object) => ({ ts_ns: 0n, type: 1, direction: 0, proto: 6, tcp_flags: 2, verdict: 0, pad: 0, is_reply: 0, l7: 0, drop_reason: 0, proxy_port: 0, ep_id: 3, src_identity: 1002, dst_identity: 1001, saddr: ip('10.200.0.5'), daddr: ip('10.200.0.3'), sport: 40000, dport: 80, ifindex: 7, cookie: 0, len: 60, ...o });
 
 test('StampMilli pads the day with a space', () => {
   assert.equal(stampMilli({ seconds: BigInt(Math.floor(Date.parse('2026-12-02T09:08:07.006Z') / 1000)), nanos: 6_000_000 }), 'Dec  2 09:08:07.006');
@@ -49,7 +49,7 @@ test("compact lines as Hubble prints them: a drop, a policy verdict (with policy
   assert.equal(compactLine(allowed, { policyNames: true, nodeName: true }), 'Dec  2 10:00:00.123 [membrane]: default/tiefighter:40000 (ID:1003) -> default/deathstar-6f7b:80 (ID:1001) policy-verdict:L3-L4 INGRESS ALLOWED BY rule1 (CiliumNetworkPolicy) (TCP Flags: SYN)');
   const reply = p.fromDatapath(dp({ is_reply: 1, tcp_flags: 18, saddr: ip('10.200.0.3'), daddr: ip('10.200.0.6'), sport: 80, dport: 40000, direction: 1 }));
   assert.equal(compactLine(reply), 'Dec  2 10:00:00.123: default/tiefighter:40000 (ID:1003) <- default/deathstar-6f7b:80 (ID:1001) policy-verdict:none EGRESS ALLOWED (TCP Flags: SYN, ACK)');
-  const http = p.fromHttp({ time: new Date(T).toISOString(), source: { ip: '10.200.0.6', port: 41000 }, destination: { ip: '10.200.0.3', port: 80 }, srcIdentity: 1003, dstIdentity: 1001, verdict: 'DENIED', method: 'PUT', url: '/v1/exhaust-port', host: 'deathstar.default.svc.cluster.local', protocol: 'HTTP/1.1', code: 403, latencyNs: 1e5, requestHeaders: [], rules: [RULE1], reason: '' });
+  const http = p.fromHttp({ time: new Date(T).toISOString(), source: { ip: '10.200.0.6', port: 41000 }, destination: { ip: '10.200.0.3', port: 80 }, srcIdentity: 1003, dstIdentity: 1001, verdict: 'DENIED', method: 'PUT', url: '/v1/exhaust-port', host: 'deathstar.default.svc.cluster.local', protocol: 'HTTP/1.1', code: 403, latencyNs: 1e5, requestHeaders: [], responseHeaders: [], rules: [RULE1], reason: '' });
   http.isReply = false;
   assert.equal(compactLine(http), 'Dec  2 10:00:00.123: default/tiefighter:41000 (ID:1003) -> default/deathstar-6f7b:80 (ID:1001) http-request DROPPED (HTTP/1.1 PUT http://deathstar.default.svc.cluster.local/v1/exhaust-port)');
   const world = p.fromDatapath(dp({ direction: 1, ep_id: 5, daddr: ip('203.0.113.11'), dst_identity: 2, dport: 443 }));

@@ -16,6 +16,7 @@
  * Every query ends in one event (query, rcode, addresses, verdict, rules).
  */
 import * as dnsPacket from 'dns-packet';
+import type { DnsEvent } from '@membrane/api';
 import type { RuleOrigin } from '@membrane/policy';
 
 export interface DnsEndpointRef {
@@ -46,26 +47,7 @@ export interface DnsLesson {
   ttl: number;
 }
 
-export interface DnsEvent {
-  /** Tells a DNS event from an HTTP one (L7HttpEvent). */
-  kind: 'dns';
-  time: string;
-  protocol: 'udp' | 'tcp';
-  client: DnsEndpointRef;
-  server: DnsEndpointRef;
-  srcIdentity: number;
-  dstIdentity: number;
-  query: string;
-  qtype: string;
-  /** NOERROR, NXDOMAIN, REFUSED (the proxy's), SERVFAIL, FORMERR... */
-  rcode: string;
-  ips: string[];
-  ttl?: number;
-  verdict: 'forwarded' | 'refused' | 'error';
-  rules: RuleOrigin[];
-  reason: string;
-  latencyMs: number;
-}
+export type { DnsEvent };
 
 export interface DnsProxyDeps {
   judge(ctx: DnsQueryContext, name: string): DnsJudgement;

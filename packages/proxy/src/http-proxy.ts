@@ -30,7 +30,7 @@
  * when the event is made.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { RuleOrigin } from '@membrane/policy';
+import type { L7Endpoint, L7HttpEvent } from '@membrane/api';
 import { checkRequest, redact } from './http-checks.js';
 import { BodyFramer, closesAfter, parseHead, requestFraming, responseFraming, valuesOf, type ParsedHead } from './http-wire.js';
 import type { PolicyView, RequestVerdict } from './policy-view.js';
@@ -39,31 +39,10 @@ import { UpstreamPool } from './upstream-pool.js';
 /** What judges a request (PolicyView; tests pass a small fake). */
 export type RequestJudge = Pick<PolicyView, 'decideHttp'>;
 
-export interface Endpoint4 {
-  ip: string;
-  port: number;
-}
+/** An address and port (the client, the original destination). */
+export type Endpoint4 = L7Endpoint;
 
-export interface L7HttpEvent {
-  time: string;
-  source: Endpoint4;
-  destination: Endpoint4;
-  srcIdentity: number;
-  dstIdentity: number;
-  srcEndpoint?: string;
-  dstEndpoint?: string;
-  verdict: 'FORWARDED' | 'DENIED' | 'ERROR';
-  method: string;
-  url: string;
-  host: string;
-  protocol: string;
-  code: number;
-  latencyNs: number;
-  requestHeaders: [string, string][];
-  responseHeaders: [string, string][];
-  rules: RuleOrigin[];
-  reason: string;
-}
+export type { L7HttpEvent };
 
 export interface HttpProxyOptions {
   /** The policy in force (read for every request). */

@@ -3,4 +3,4 @@ export * from './policy-view.js';
 export * from './http-proxy.js';
 export * from './dns-proxy.js';
 export * from './dns-transports.js';
-export type L7Event = import('./http-proxy.js').L7HttpEvent | import('./dns-proxy.js').DnsEvent;
+export type { L7Event } from '@membrane/api';
