@@ -21,6 +21,7 @@ import { DnsServer } from './dns/dns-server.js';
 import { FqdnProxy } from './dns/fqdn-proxy.js';
 import { Observer } from '@membrane/observer';
 import { AgentFlowContext } from './observer/flow-context.js';
+import { KernelLossWatch } from './observer/kernel-loss.js';
 import { HubbleServer } from './observer/hubble-server.js';
 import { MetricsServer } from './observer/metrics-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
@@ -79,7 +80,7 @@ export class Agent {
   private fqdn?: FqdnProxy;
   private observer!: Observer;
   private flowContext?: AgentFlowContext;
-  private lostTimer?: NodeJS.Timeout;
+  private kernelLoss?: KernelLossWatch;
   private hubble?: HubbleServer;
   private metrics?: MetricsServer;
   private monitor?: NodeJS.Timeout;
@@ -115,7 +116,7 @@ export class Agent {
       return this.api?.stop();
     });
     cell('L7 proxy', () => this.startProxy(), () => this.proxy?.detach());
-    cell('observer', () => this.startObserver(), () => clearInterval(this.lostTimer));
+    cell('observer', () => this.startObserver(), () => this.kernelLoss?.stop());
     cell('Hubble API', () => this.startHubble(), () => this.hubble?.stop());
     cell('metrics', () => this.startMetrics(), () => this.metrics?.stop());
   }
@@ -266,19 +267,10 @@ export class Agent {
   private startObserver(): void {
     this.flowContext = new AgentFlowContext({ nodeName: this.config.nodeName, pods: () => this.pods, endpoints: () => this.endpoints, dnsNames: () => this.fqdn?.cache.dnsNames() ?? new Map() });
     this.observer = new Observer({ context: this.flowContext, capacity: this.config.flowRingSize, problem: (p) => this.problems.add(p) });
-    this.datapath.onEvents((events) => this.observer.ingestDatapath(events));
+    this.datapath.onEventBatches((batch) => this.observer.ingestBatch(batch), 20);
     this.proxyHub.subscribe((e) => this.observer.ingestL7(e));
-    let lost = Number(this.datapath.lostEvents());
-    this.lostTimer = setInterval(() => {
-      try {
-        const now = Number(this.datapath.lostEvents());
-        this.observer.kernelLost(now - lost);
-        lost = now;
-      } catch {
-        // The datapath closed (the agent stops): nothing more to count.
-      }
-    }, 1000);
-    this.lostTimer.unref();
+    this.kernelLoss = new KernelLossWatch(() => this.datapath.lostEvents(), () => this.observer);
+    this.kernelLoss.start();
   }
 
   private async startHubble(): Promise<void> {
@@ -318,7 +310,7 @@ export class Agent {
   async stop(removeEverything: boolean): Promise<void> {
     this.state = 'stopping';
     // Nothing reads the datapath once it closes (teardown closes it before its last awaits).
-    clearInterval(this.lostTimer);
+    this.kernelLoss?.stop();
     if (removeEverything) {
       if (this.monitor) clearInterval(this.monitor);
       await this.dns?.stop();

@@ -99,3 +99,36 @@ export interface DnsEvent {
 }
 
 export type L7Event = L7HttpEvent | DnsEvent;
+
+/** The size of one mbr_event record in the kernel ring buffer. */
+export const DATAPATH_EVENT_BYTES = 56;
+
+/**
+ * Where each field of an mbr_event record lies, in bytes (little-endian but
+ * for saddr, daddr, sport and dport, which are in network order). The
+ * observer reads records in place with these; the datapath's eventCodec
+ * must lay them out the same (a datapath test holds the two together).
+ */
+export const DatapathEventOffsets = {
+  ts_ns: 0,
+  type: 8,
+  direction: 9,
+  proto: 10,
+  tcp_flags: 11,
+  verdict: 12,
+  is_reply: 13,
+  l7: 14,
+  pad: 15,
+  drop_reason: 16,
+  proxy_port: 18,
+  ep_id: 20,
+  src_identity: 24,
+  dst_identity: 28,
+  saddr: 32,
+  daddr: 36,
+  sport: 40,
+  dport: 42,
+  ifindex: 44,
+  cookie: 48,
+  len: 52,
+} as const;

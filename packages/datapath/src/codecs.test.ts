@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { DATAPATH_EVENT_BYTES, DatapathEventOffsets } from '@membrane/api';
 import { fileURLToPath } from 'node:url';
 import { ALL_CODECS, MARK_FROM_PROXY, MARK_MASK, MARK_TO_PROXY, configCodec, endpointCodec, eventCodec, ipv4ToNumber, lb4BackendCodec, lb4KeyCodec, lb4RevNatKeyCodec, macToNumber, numberToIPv4, numberToMac, proxyMark } from './codecs.js';
 
@@ -46,6 +47,11 @@ test('codecs round-trip and keep network order where abi.h says so', () => {
   assert.equal(e.drop_reason, 181);
   assert.equal(e.ts_ns, 5n);
   assert.equal(e.dport, 80);
+});
+
+test("the event record's layout in @membrane/api (the observer reads records in place) is the codec's", () => {
+  assert.equal(eventCodec.size, DATAPATH_EVENT_BYTES);
+  assert.deepEqual(eventCodec.offsets, DatapathEventOffsets);
 });
 
 test('socket load balancer keys: addresses and ports in network order, slots and ids in host order', () => {

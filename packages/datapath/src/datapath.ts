@@ -447,12 +447,29 @@ export class Datapath {
    * wakeupBytes of data wait, and polls every pollMs otherwise.
    */
   onEvents(cb: (events: DatapathEvent[]) => void, pollMs = 50): void {
+    this.onEventBatches((batch) => cb(splitRecords(batch).map((r) => eventCodec.decode(r))), pollMs);
+  }
+
+  /**
+   * Deliver datapath events as the reader copies them out of the kernel's
+   * ring buffer: one batch per wakeup, records back to back, each after its
+   * u32 length (ringbuf-records.ts), each laid out as eventCodec says.
+   */
+  onEventBatches(cb: (batch: Uint8Array) => void, pollMs = 50): void {
     if (this.ring) throw new Error('events are already being read');
-    this.ring = this.nb.ringbufOpen(this.maps.events, (batch) => cb(splitRecords(batch).map((r) => eventCodec.decode(r))));
+    this.ring = this.nb.ringbufOpen(this.maps.events, cb);
     this.pollTimer = setInterval(() => {
       if (this.ring) this.nb.ringbufConsume(this.ring);
     }, pollMs);
     this.pollTimer.unref();
+  }
+
+  /** Stop reading events (what comes meanwhile waits in the kernel ring, or is lost and counted there). */
+  closeEvents(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    if (this.ring) this.nb.ringbufClose(this.ring);
+    this.ring = undefined;
   }
 
   /** Read what is pending now (tests). */
@@ -501,8 +518,7 @@ export class Datapath {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    if (this.ring) this.nb.ringbufClose(this.ring);
+    this.closeEvents();
     this.nb.closeObject(this.object);
   }
 }

@@ -353,6 +353,15 @@ export class EndpointManager {
     return out;
   }
 
+  /**
+   * What an installed endpoint's policy map holds, as installed: a
+   * regeneration replaces it, never changes it, so a holder keeps what was
+   * in force when it asked (the observer attributes events with it).
+   */
+  installedPolicy(epId: number): { readonly entries: readonly PolicyMapEntry[]; readonly defaultDenyBy: { readonly ingress: readonly PolicyRef[]; readonly egress: readonly PolicyRef[] } } | undefined {
+    return this.installed.get(epId);
+  }
+
   /** The policy-map entry an event names (by its cookie). */
   entry(epId: number, cookie: number): PolicyMapEntry | undefined {
     return this.installed.get(epId)?.entries[cookie - 1];

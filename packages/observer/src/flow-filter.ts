@@ -38,7 +38,15 @@ const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'icmpv4', 'icmpv6', 'sctp', 'ht
 export function compileFilters(whitelist: readonly Filter[], blacklist: readonly Filter[] = []): FlowPredicate {
   const allow = whitelist.map((f, i) => compileFilter(f, `whitelist[${i}]`));
   const deny = blacklist.map((f, i) => compileFilter(f, `blacklist[${i}]`));
+  if (allow.length === 0 && deny.length === 0) return ALL;
   return (f) => (allow.length === 0 || allow.some((p) => p(f))) && !deny.some((p) => p(f));
+}
+
+const ALL: FlowPredicate = () => true;
+
+/** Whether a predicate lets every flow through (readers then need not make flows to ask it). */
+export function matchesAll(p: FlowPredicate): boolean {
+  return p === ALL;
 }
 
 /** One filter: the conjunction of the fields that are set. */

@@ -4,21 +4,28 @@ import { toJson, createRegistry } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import type { RuleOrigin } from '@membrane/policy';
 import { flow as pb, membranev1 } from '@membrane/proto';
-import { FlowParser, type DatapathEventRecord, type FlowContext } from './flow-parser.js';
+import { FlowParser, type DatapathEventRecord, type EndpointInfo, type FlowContext } from './flow-parser.js';
+
+const ip = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
 
 const RULE1: RuleOrigin = { kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1', section: 'ingress', index: 0 };
-const DEATHSTAR = { id: 3, identity: 1001, namespace: 'default', podName: 'deathstar-6f7b', labels: ['k8s:class=deathstar', 'k8s:org=empire'], workloads: [{ name: 'deathstar', kind: 'Deployment' }] };
+const DEATHSTAR: EndpointInfo = {
+  id: 3,
+  identity: 1001,
+  namespace: 'default',
+  podName: 'deathstar-6f7b',
+  labels: ['k8s:class=deathstar', 'k8s:org=empire'],
+  workloads: [{ name: 'deathstar', kind: 'Deployment' }],
+  policy: { origins: (cookie) => (cookie === 1 ? [RULE1] : []), defaultDenyBy: (dir) => (dir === 'ingress' ? [{ kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1' }] : []), matchType: (cookie) => (cookie === 1 ? 2 : 0) },
+};
 const XWING = { id: 5, identity: 1002, namespace: 'default', podName: 'xwing', labels: ['k8s:class=xwing', 'k8s:org=alliance'] };
 const ctx: FlowContext = {
   nodeName: 'membrane',
   endpoint: (id) => [DEATHSTAR, XWING].find((e) => e.id === id),
-  endpointByIP: (ip) => (ip === '10.200.0.3' ? DEATHSTAR : ip === '10.200.0.5' ? XWING : undefined),
+  endpointAt: (a) => (a === ip('10.200.0.3') ? DEATHSTAR : a === ip('10.200.0.5') ? XWING : undefined),
   identityLabels: (id) => (id === 2 ? ['reserved:world'] : undefined),
-  names: (ip) => (ip === '203.0.113.11' ? ['www.example.com'] : []),
-  origins: (epId, cookie) => (epId === 3 && cookie === 1 ? [RULE1] : []),
-  defaultDenyBy: (epId, dir) => (epId === 3 && dir === 'ingress' ? [{ kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1' }] : []),
+  names: (a) => (a === ip('203.0.113.11') ? ['www.example.com'] : []),
 };
-const ip = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
 const ev = (o: Partial<DatapathEventRecord>): DatapathEventRecord => ({ ts_ns: process.hrtime.bigint(), type: 1, direction: 0, proto: 6, tcp_flags: 2, verdict: 0, pad: 0, is_reply: 0, l7: 0, drop_reason: 0, proxy_port: 0, ep_id: 3, src_identity: 1002, dst_identity: 1001, saddr: ip('10.200.0.5'), daddr: ip('10.200.0.3'), sport: 40000, dport: 80, ifindex: 7, cookie: 0, len: 60, ...o });
 const json = (f: pb.Flow) => toJson(pb.FlowSchema, f, { useProtoFieldName: true, registry: createRegistry(membranev1.FlowExtensionSchema) }) as Record<string, any>;
 

@@ -4,15 +4,24 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { flow as pb } from '@membrane/proto';
 import { FlowRing } from './flow-ring.js';
-import { QueryError, queryFlows, type FlowItem } from './flow-query.js';
+import { QueryError, queryFlows as query, ringSource, type FlowItem, type FlowQuery, type LostFeed } from './flow-query.js';
 
 const T0 = Date.parse('2026-12-02T10:00:00Z');
 const mk = (i: number, verdict = pb.Verdict.FORWARDED) => create(pb.FlowSchema, { uuid: `f${i}`, verdict, time: timestampFromMs(T0 + i * 1000) });
 const all = () => true;
 const noLoss = { onLost: () => () => {} };
-const ids = (items: FlowItem[]) => items.map((x) => ('flow' in x ? x.flow.uuid : `lost:${x.lost.source}:${x.lost.count}`));
+const rings = new WeakMap<AsyncGenerator<FlowItem>, FlowRing<pb.Flow>>();
+/** queryFlows over a ring of made flows; items name their flows' uuids. */
+function queryFlows(r: FlowRing<pb.Flow>, lost: LostFeed, q: FlowQuery, signal?: AbortSignal): AsyncGenerator<FlowItem> {
+  const it = query(ringSource(r), lost, q, signal);
+  rings.set(it, r);
+  return it;
+}
+let current: FlowRing<pb.Flow> | undefined;
+const ids = (items: FlowItem[]) => items.map((x) => ('seq' in x ? current!.at(x.seq)!.uuid : 'lost' in x ? `lost:${x.lost.source}:${x.lost.count}` : 'idle'));
 async function collect(it: AsyncGenerator<FlowItem>, n = Infinity): Promise<FlowItem[]> {
   const out: FlowItem[] = [];
+  current = rings.get(it) ?? current;
   for await (const x of it) {
     out.push(x);
     if (out.length >= n) break;
@@ -53,6 +62,7 @@ test('follow alone: only what comes; a follower overtaken and the kernel losses 
   const feed = { onLost: (l: (s: pb.LostEventSource, n: number) => void) => ((tell = l), () => (tell = undefined)) };
   const ac = new AbortController();
   const it = queryFlows(r, feed, { follow: true, predicate: all }, ac.signal);
+  current = r;
   const first = it.next();
   r.push(mk(5));
   assert.deepEqual(ids([(await first).value as FlowItem]), ['f5']);

@@ -11,9 +11,9 @@
  * observer lost meanwhile, are told in-band as lost-event notices with the
  * exact count, never skipped silently.
  */
-import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { flow as pb } from '@membrane/proto';
-import type { FlowPredicate } from './flow-filter.js';
+import type { FlowSource } from './event-ring.js';
+import { matchesAll, type FlowPredicate } from './flow-filter.js';
 import type { FlowRing } from './flow-ring.js';
 
 export interface FlowQuery {
@@ -24,9 +24,12 @@ export interface FlowQuery {
   since?: number;
   until?: number;
   predicate: FlowPredicate;
+  /** Yield `{ idle: true }` before waiting for new flows (a writer that batches flushes then). */
+  idleMarks?: boolean;
 }
 
-export type FlowItem = { flow: pb.Flow } | { lost: { source: pb.LostEventSource; count: number } };
+/** A flow (by its sequence number in the source: `source.flow(seq)` makes it) or a lost-events notice. */
+export type FlowItem = { seq: number } | { lost: { source: pb.LostEventSource; count: number } } | { idle: true };
 
 /** Where lost events are announced (Observer.onLost). */
 export interface LostFeed {
@@ -42,7 +45,22 @@ export class QueryError extends Error {
   }
 }
 
-const ms = (t: Timestamp | undefined) => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : 0);
+const ms = (t: { seconds: bigint; nanos: number } | undefined) => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : 0);
+
+/** A ring of made flows as a FlowSource (offline mode, tests). */
+export function ringSource(ring: FlowRing<pb.Flow>): FlowSource {
+  return {
+    get seen() {
+      return ring.seen;
+    },
+    get oldest() {
+      return ring.oldest;
+    },
+    flow: (seq) => ring.at(seq),
+    timeMs: (seq) => ms(ring.at(seq)?.time),
+    onPush: (l) => ring.onPush(l),
+  };
+}
 
 export function checkQuery(q: FlowQuery): void {
   if (q.first && q.follow) throw new QueryError('first', 'first and follow cannot be combined');
@@ -51,17 +69,29 @@ export function checkQuery(q: FlowQuery): void {
   if (q.number !== undefined && (!Number.isInteger(q.number) || q.number < 0)) throw new QueryError('number', `${q.number} is not a count`);
 }
 
+/** Up to this many flows are taken from the ring between two yields to the event loop of a follower. */
+const READ_BATCH = 1024;
+
 /**
  * The flows a query asks for, then (follow) what comes, until `signal`
- * aborts. Yields between batches so a slow consumer holds no lock on the ring.
+ * aborts. Flows are made only where a filter must look at them.
  */
-export async function* queryFlows(ring: FlowRing<pb.Flow>, lost: LostFeed, q: FlowQuery, signal?: AbortSignal): AsyncGenerator<FlowItem> {
+export async function* queryFlows(src: FlowSource, lost: LostFeed, q: FlowQuery, signal?: AbortSignal): AsyncGenerator<FlowItem> {
   checkQuery(q);
-  const inWindow = (f: pb.Flow) => {
-    const t = ms(f.time);
-    return (q.since === undefined || t >= q.since) && (q.until === undefined || t <= q.until);
+  const all = matchesAll(q.predicate);
+  const since = q.since;
+  const until = q.until;
+  const inWindow = (seq: number) => {
+    if (since === undefined && until === undefined) return true;
+    const t = src.timeMs(seq);
+    return (since === undefined || t >= since) && (until === undefined || t <= until);
   };
-  const match = (f: pb.Flow) => inWindow(f) && q.predicate(f);
+  const match = (seq: number) => {
+    if (!inWindow(seq)) return false;
+    if (all) return true;
+    const f = src.flow(seq);
+    return f !== undefined && q.predicate(f);
+  };
   // Notices of loss while this query runs; subscribed before reading, so nothing falls between.
   const notices: { source: pb.LostEventSource; count: number }[] = [];
   let wake: (() => void) | undefined;
@@ -69,52 +99,66 @@ export async function* queryFlows(ring: FlowRing<pb.Flow>, lost: LostFeed, q: Fl
     notices.push({ source, count });
     wake?.();
   });
-  const offPush = q.follow ? ring.onPush(() => wake?.()) : () => {};
+  const offPush = q.follow ? src.onPush(() => wake?.()) : () => {};
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const end = ring.seen;
-    const windowed = q.since !== undefined || q.until !== undefined;
-    let history: pb.Flow[] = [];
+    const end = src.seen;
+    const windowed = since !== undefined || until !== undefined;
+    let history: number[] = [];
     if (q.number !== undefined && q.number > 0) {
       if (q.first) {
-        for (let s = ring.oldest; s < end && history.length < q.number; s++) {
-          const f = ring.at(s);
-          if (f && match(f)) history.push(f);
-        }
+        for (let s = src.oldest; s < end && history.length < q.number; s++) if (match(s)) history.push(s);
       } else {
-        for (let s = end - 1; s >= ring.oldest && history.length < q.number; s--) {
-          const f = ring.at(s);
-          if (f && match(f)) history.push(f);
-        }
+        for (let s = end - 1; s >= src.oldest && history.length < q.number; s--) if (match(s)) history.push(s);
         history.reverse();
       }
     } else if (windowed || !q.follow) {
-      for (let s = ring.oldest; s < end; s++) {
-        const f = ring.at(s);
-        if (f && match(f)) history.push(f);
-      }
+      for (let s = src.oldest; s < end; s++) if (match(s)) history.push(s);
     }
+    // A flow the writer overwrote before it was sent is lost to this reader, and said so.
+    let overtaken = 0;
     for (let i = 0; i < history.length; i++) {
       if (signal?.aborted) return;
-      yield { flow: history[i]! };
+      const seq = history[i]!;
+      if (seq < src.oldest) {
+        overtaken++;
+        continue;
+      }
+      if (overtaken) {
+        yield { lost: { source: pb.LostEventSource.HUBBLE_RING_BUFFER, count: overtaken } };
+        overtaken = 0;
+      }
+      yield { seq };
     }
+    if (overtaken) yield { lost: { source: pb.LostEventSource.HUBBLE_RING_BUFFER, count: overtaken } };
     history = [];
     if (!q.follow) return;
     let next = end;
     while (!signal?.aborted) {
       while (notices.length) yield { lost: notices.shift()! };
-      const r = ring.read(next, 1024);
-      if (r.lost) yield { lost: { source: pb.LostEventSource.HUBBLE_RING_BUFFER, count: r.lost } };
-      next = r.next;
-      for (const it of r.items) if (q.predicate(it.value) && (q.since === undefined || ms(it.value.time) >= q.since)) yield { flow: it.value };
-      if (next < ring.seen) continue;
+      if (next < src.oldest) {
+        yield { lost: { source: pb.LostEventSource.HUBBLE_RING_BUFFER, count: src.oldest - next } };
+        next = src.oldest;
+      }
+      const stop = Math.min(src.seen, next + READ_BATCH);
+      for (; next < stop; next++) {
+        if (next < src.oldest) break; // overtaken while yielding: told at the top of the loop
+        if ((since === undefined || src.timeMs(next) >= since) && (all || q.predicate(src.flow(next)!))) yield { seq: next };
+      }
+      if (next < src.seen) continue;
+      if (q.idleMarks) {
+        yield { idle: true };
+        if (next < src.seen || notices.length) continue;
+      }
       await new Promise<void>((resolve) => {
         wake = resolve;
-        signal?.addEventListener('abort', () => resolve(), { once: true });
-        if (next < ring.seen || notices.length || signal?.aborted) resolve();
+        if (next < src.seen || notices.length || signal?.aborted) resolve();
       });
       wake = undefined;
     }
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     offLost();
     offPush();
   }

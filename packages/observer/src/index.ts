@@ -5,3 +5,5 @@ export * from './observer.js';
 export * from './flow-query.js';
 export * from './flow-printer.js';
 export * from './flow-metrics.js';
+export * from './event-ring.js';
+export * from './proto-writer.js';

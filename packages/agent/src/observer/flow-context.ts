@@ -1,12 +1,14 @@
 /**
  * What the flow parser asks of the agent (FlowContext), answered from the
- * parts in force — pods, the endpoint manager's identities and rules, the
- * toFQDNs cache — through maps rebuilt only when those change (the parser
- * asks for every event; a list scan per event would cost what a map lookup
- * does not).
+ * parts in force — pods, the endpoint manager's identities and installed
+ * policy maps, the toFQDNs cache — through maps rebuilt only when those
+ * change (the observer asks for every event; a list scan per event would
+ * cost what a map lookup does not). Every answer is a new object after a
+ * change and never changed after: the observer keeps them with the events.
  */
 import type { EndpointManager } from '@membrane/endpoint';
-import type { EndpointInfo, FlowContext } from '@membrane/observer';
+import { ipv4Number, type EndpointInfo, type EndpointPolicy, type FlowContext } from '@membrane/observer';
+import type { PolicyMapEntry, PolicyRef, RuleOrigin } from '@membrane/policy';
 import { ownerOf } from '../controllers/deployment-controller.js';
 import type { PodManager } from '../pods/pod-manager.js';
 
@@ -18,12 +20,14 @@ export interface FlowContextSources {
   dnsNames: () => ReadonlyMap<string, readonly string[]>;
 }
 
+const NONE: readonly string[] = [];
+
 export class AgentFlowContext implements FlowContext {
   readonly nodeName: string;
   private byEp?: Map<number, EndpointInfo>;
-  private byIP?: Map<string, EndpointInfo>;
-  private labels?: Map<number, string[]>;
-  private fqdn?: ReadonlyMap<string, readonly string[]>;
+  private byAddr?: Map<number, EndpointInfo>;
+  private labels?: Map<number, readonly string[]>;
+  private fqdn?: Map<number, readonly string[]>;
 
   constructor(private readonly s: FlowContextSources) {
     this.nodeName = s.nodeName;
@@ -32,7 +36,7 @@ export class AgentFlowContext implements FlowContext {
   /** What is in force changed (a regeneration, a pod, a toFQDNs answer): the maps are rebuilt when next asked. */
   invalidate(): void {
     this.byEp = undefined;
-    this.byIP = undefined;
+    this.byAddr = undefined;
     this.labels = undefined;
     this.fqdn = undefined;
   }
@@ -40,10 +44,11 @@ export class AgentFlowContext implements FlowContext {
   private build(): void {
     const em = this.s.endpoints();
     this.byEp = new Map();
-    this.byIP = new Map();
+    this.byAddr = new Map();
     for (const rt of this.s.pods().list()) {
       const id = em.identityOf(rt.state.epId);
       const owner = ownerOf(rt.manifest);
+      const installed = em.installedPolicy(rt.state.epId);
       const e: EndpointInfo = {
         id: rt.state.epId,
         identity: id?.id ?? 0,
@@ -52,9 +57,10 @@ export class AgentFlowContext implements FlowContext {
         labels: id ? id.labels.toStrings() : [],
         // ownerOf says `Deployment ns/name`.
         workloads: owner ? [{ name: owner.slice(owner.indexOf('/') + 1), kind: 'Deployment' }] : [],
+        ...(installed ? { policy: policyView(installed.entries, installed.defaultDenyBy) } : {}),
       };
       this.byEp.set(e.id, e);
-      this.byIP.set(rt.state.ip, e);
+      this.byAddr.set(ipv4Number(rt.state.ip), e);
     }
   }
 
@@ -63,36 +69,44 @@ export class AgentFlowContext implements FlowContext {
     return this.byEp!.get(epId);
   }
 
-  endpointByIP(ip: string): EndpointInfo | undefined {
-    if (!this.byIP) this.build();
-    return this.byIP!.get(ip);
+  endpointAt(addr: number): EndpointInfo | undefined {
+    if (!this.byAddr) this.build();
+    return this.byAddr!.get(addr);
   }
 
-  identityLabels(id: number): string[] | undefined {
+  identityLabels(id: number): readonly string[] | undefined {
     if (!this.labels) this.labels = new Map(this.s.endpoints().identities.list().map((i) => [i.id, i.labels.toStrings()]));
     return this.labels.get(id);
   }
 
-  names(ip: string): string[] {
-    this.fqdn ??= this.s.dnsNames();
-    return [...(this.fqdn.get(ip) ?? [])];
+  names(addr: number): readonly string[] {
+    if (!this.fqdn) {
+      this.fqdn = new Map();
+      for (const [ip, names] of this.s.dnsNames()) this.fqdn.set(ipv4Number(ip), [...names]);
+    }
+    return this.fqdn.get(addr) ?? NONE;
   }
+}
 
-  origins(epId: number, cookie: number) {
-    return this.s.endpoints().origins(epId, cookie);
-  }
+/** An endpoint's installed policy map as the observer reads it: the rules and match type behind each entry (cookie = index + 1). */
+function policyView(entries: readonly PolicyMapEntry[], defaultDenyBy: { readonly ingress: readonly PolicyRef[]; readonly egress: readonly PolicyRef[] }): EndpointPolicy {
+  return {
+    origins(cookie: number): readonly RuleOrigin[] {
+      const e = entries[cookie - 1];
+      return e ? [...new Set(e.sources.flatMap((s) => s.origins))] : [];
+    },
+    matchType(cookie: number): number {
+      const e = entries[cookie - 1];
+      return e ? matchType(e) : 0;
+    },
+    defaultDenyBy: (direction) => defaultDenyBy[direction],
+  };
+}
 
-  defaultDenyBy(epId: number, direction: 'ingress' | 'egress') {
-    return this.s.endpoints().defaultDenyBy(epId, direction);
-  }
-
-  /** Cilium's policy match type of the entry: L3-L4 2, L3-Only 1, L3-Proto 5, L4-Only 3, all 4, Proto-Only 6. */
-  matchType(epId: number, cookie: number): number {
-    const e = this.s.endpoints().entry(epId, cookie);
-    if (!e) return 0;
-    const l3 = e.identity !== 0;
-    if (e.portBits > 0) return l3 ? 2 : 3;
-    if (e.proto !== 0) return l3 ? 5 : 6;
-    return l3 ? 1 : 4;
-  }
+/** Cilium's policy match type of an entry: L3-L4 2, L3-Only 1, L3-Proto 5, L4-Only 3, all 4, Proto-Only 6. */
+export function matchType(e: PolicyMapEntry): number {
+  const l3 = e.identity !== 0;
+  if (e.portBits > 0) return l3 ? 2 : 3;
+  if (e.proto !== 0) return l3 ? 5 : 6;
+  return l3 ? 1 : 4;
 }

@@ -7,7 +7,9 @@
  *
  *   GetFlows        flow-query.ts semantics; filters compiled once (a bad
  *                   one is InvalidArgument naming the field); lost events
- *                   in-band as GetFlowsResponse.lost_events;
+ *                   in-band as GetFlowsResponse.lost_events — written by
+ *                   getflows-stream.ts, straight from the ring into wire
+ *                   bytes, on the same HTTP/2 server;
  *   ServerStatus    the ring's num/max/seen flows and the uptime;
  *   GetNodes        this node; GetNamespaces: the namespaces seen in flows;
  *   Peer.Notify     this node as PEER_ADDED, then nothing until the client goes.
@@ -16,12 +18,12 @@
  */
 import { createServer, type Http2Server } from 'node:http2';
 import { create } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
+import { type ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { listenTcp } from '../listen.js';
-import { compileFilters, FilterError, QueryError, queryFlows, type Observer } from '@membrane/observer';
-import { flow as pb, observer as obs, peer, relay } from '@membrane/proto';
+import type { Observer } from '@membrane/observer';
+import { observer as obs, peer, relay } from '@membrane/proto';
+import { isGetFlows, serveGetFlows } from './getflows-stream.js';
 
 export interface HubbleServerOptions {
   observer: () => Observer;
@@ -40,7 +42,11 @@ export class HubbleServer {
 
   async start(): Promise<void> {
     const handler = connectNodeAdapter({ routes: (r) => this.routes(r), grpc: true, grpcWeb: false, connect: false });
-    const server = createServer(handler);
+    const flows = { observer: this.o.observer, nodeName: this.o.nodeName };
+    const server = createServer((req, res) => {
+      if (isGetFlows(req)) void serveGetFlows(req, res, flows);
+      else handler(req, res);
+    });
     server.on('session', (s) => {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));
@@ -61,37 +67,6 @@ export class HubbleServer {
     const o = this.o;
     const address = () => `${o.address}:${this.port}`;
     router.service(obs.Observer, {
-      async *getFlows(req, ctx) {
-        let predicate;
-        try {
-          predicate = compileFilters(req.whitelist, req.blacklist);
-        } catch (e) {
-          if (e instanceof FilterError) throw new ConnectError(e.message, Code.InvalidArgument);
-          throw e;
-        }
-        const observer = o.observer();
-        const q = {
-          ...(req.number > 0n ? { number: Number(req.number) } : {}),
-          first: req.first,
-          follow: req.follow,
-          ...(req.since ? { since: timestampDate(req.since).getTime() } : {}),
-          ...(req.until ? { until: timestampDate(req.until).getTime() } : {}),
-          predicate,
-        };
-        try {
-          for await (const item of queryFlows(observer.ring, observer, q, ctx.signal)) {
-            const now = timestampFromMs(Date.now());
-            if ('flow' in item) yield create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'flow', value: item.flow }, nodeName: o.nodeName, time: item.flow.time ?? now });
-            else {
-              if (item.lost.source === pb.LostEventSource.HUBBLE_RING_BUFFER) observer.readerLost(item.lost.count);
-              yield create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'lostEvents', value: { source: item.lost.source, numEventsLost: BigInt(item.lost.count) } }, nodeName: o.nodeName, time: now });
-            }
-          }
-        } catch (e) {
-          if (e instanceof QueryError) throw new ConnectError(e.message, Code.InvalidArgument);
-          throw e;
-        }
-      },
       serverStatus() {
         const s = o.observer().status();
         return create(obs.ServerStatusResponseSchema, {
@@ -111,12 +86,7 @@ export class HubbleServer {
         });
       },
       getNamespaces() {
-        const ring = o.observer().ring;
-        const seen = new Set<string>();
-        for (let s = ring.oldest; s < ring.seen; s++) {
-          const f = ring.at(s);
-          for (const e of [f?.source, f?.destination]) if (e?.namespace) seen.add(e.namespace);
-        }
+        const seen = o.observer().namespaces();
         return create(obs.GetNamespacesResponseSchema, { namespaces: [...seen].sort().map((namespace) => ({ cluster: 'default', namespace })) });
       },
     });

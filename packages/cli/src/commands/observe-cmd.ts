@@ -16,7 +16,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { MembraneError, type StatusResponse } from '@membrane/api';
-import { compactLine, compileFilters, dictBlock, FilterError, flowType, hostNames, queryFlows, stampMilli, verdictText, FlowRing } from '@membrane/observer';
+import { compactLine, compileFilters, dictBlock, FilterError, flowType, hostNames, queryFlows, ringSource, stampMilli, verdictText, FlowRing } from '@membrane/observer';
 import { flow as pb, membranev1, observer as obs } from '@membrane/proto';
 import { boolFlag, flag, outputFormat, parseArgs, usage, type FlagSpec, type Parsed } from '../args.js';
 import { call } from '../client.js';
@@ -281,7 +281,9 @@ async function offline(file: string, q: { whitelist: pb.FlowFilter[]; blacklist:
   });
   const predicate = compileFilters(q.whitelist, q.blacklist);
   const noLoss = { onLost: () => () => {} };
-  for await (const item of queryFlows(ring, noLoss, { ...(q.number !== undefined ? { number: q.number } : {}), first: q.first, ...(q.since !== undefined ? { since: q.since } : {}), ...(q.until !== undefined ? { until: q.until } : {}), predicate })) {
-    if ('flow' in item) printer.response(create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'flow', value: item.flow }, nodeName: item.flow.nodeName, time: item.flow.time }));
+  const source = ringSource(ring);
+  for await (const item of queryFlows(source, noLoss, { ...(q.number !== undefined ? { number: q.number } : {}), first: q.first, ...(q.since !== undefined ? { since: q.since } : {}), ...(q.until !== undefined ? { until: q.until } : {}), predicate })) {
+    const f = 'seq' in item ? source.flow(item.seq) : undefined;
+    if (f) printer.response(create(obs.GetFlowsResponseSchema, { responseTypes: { case: 'flow', value: f }, nodeName: f.nodeName, time: f.time }));
   }
 }
