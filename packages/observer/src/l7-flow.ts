@@ -59,8 +59,9 @@ export class L7Flows {
     return f;
   }
 
-  /** What an L7 flow shares: egress of the client (the proxy judged both sides, the rules say which). */
+  /** What an L7 flow shares. */
   private l7Base(time: string, client: { ip: string; port: number }, server: { ip: string; port: number }, srcIdentity: number, dstIdentity: number, verdict: pb.Verdict, rules: readonly RuleRef[], reason: string): pb.Flow {
+    const ingress = rules.some((r) => r.section === 'ingress');
     const f = create(pb.FlowSchema, {
       time: timestampFromMs(Date.parse(time)),
       uuid: '',
@@ -75,10 +76,10 @@ export class L7Flows {
       destinationNames: [...this.ctx.names(ipv4Number(server.ip))],
       isReply: false,
       eventType: eventType(MSG_ACCESS_LOG, 0),
-      trafficDirection: pb.TrafficDirection.EGRESS,
+      // The side whose rules judged it: the server's ingress or the client's egress (as Cilium's proxy reports it).
+      trafficDirection: ingress ? pb.TrafficDirection.INGRESS : pb.TrafficDirection.EGRESS,
     });
     const ps = policies(rules);
-    const ingress = rules.some((r) => r.section === 'ingress');
     if (verdict === pb.Verdict.DROPPED) (ingress ? f.ingressDeniedBy : f.egressDeniedBy).push(...ps);
     else if (verdict === pb.Verdict.FORWARDED) (ingress ? f.ingressAllowedBy : f.egressAllowedBy).push(...ps);
     if (rules.length || reason) f.extensions = anyPack(membranev1.FlowExtensionSchema, create(membranev1.FlowExtensionSchema, { rules: rules.map(ruleText), reason }));

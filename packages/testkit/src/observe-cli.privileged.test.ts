@@ -53,6 +53,7 @@ test('membrane observe after the walkthrough: drops with the rule behind the def
   assert.match(compact[0]!, /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d\.\d{3}: default\/xwing:\d+ \(ID:\d+\) <> default\/deathstar-[a-z0-9]+:80 \(ID:\d+\) Policy denied DROPPED BY rule1 \(CiliumNetworkPolicy\) \(TCP Flags: SYN\)$/);
   const http = a.ok('observe', '--type', 'l7', '--http-method', 'PUT').trim();
   assert.match(http, /: default\/tiefighter:\d+ \(ID:\d+\) -> default\/deathstar-[a-z0-9]+:80 \(ID:\d+\) http-request DROPPED \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)$/);
+  assert.match(a.ok('observe', '--http-status', '403', '--print-policy-names').trim(), / http-request DROPPED BY rule1 \(CiliumNetworkPolicy\) \(HTTP\/1\.1 PUT /, 'the L7 rule behind the 403');
   // --not: everything but the drops.
   assert.ok(lines(a.ok('observe', '--not', '--verdict', 'DROPPED', '--last', '100', '-o', 'jsonpb')).every((r) => r.flow.verdict !== 'DROPPED'));
 
@@ -72,7 +73,7 @@ test('membrane observe after the walkthrough: drops with the rule behind the def
   const metrics = await (await fetch(`http://${metricsAt}/metrics`)).text();
   assert.match(metrics, /^hubble_drop_total\{reason="POLICY_DENIED",protocol="TCP"\} [1-9]\d*$/m);
   assert.match(metrics, /^hubble_flows_processed_total\{type="L7",subtype="HTTP",verdict="DROPPED"\} 1$/m);
-  assert.match(metrics, /^hubble_http_responses_total\{method="PUT",status="403",reporter="client"\} 1$/m);
+  assert.match(metrics, /^hubble_http_responses_total\{method="PUT",status="403",reporter="server"\} 1$/m, 'judged by the Death Star\'s ingress rules: the server side reports it');
   assert.match(metrics, /^hubble_policy_verdicts_total\{direction="ingress",match="none",action="dropped"\} [1-9]\d*$/m, 'the X-wing, dropped by default deny');
   assert.match(metrics, /^hubble_tcp_flags_total\{flag="SYN",family="IPv4"\} [1-9]\d*$/m);
   assert.match(metrics, /^hubble_port_distribution_total\{protocol="TCP",port="80"\} [1-9]\d*$/m);
