@@ -85,7 +85,7 @@ export interface StatusResponse {
   identities: { total: number };
   services: { total: number; frontends: number; serviceCIDR: string; dns: string };
   /** Flows made since start, the ring (held now, at most), events lost before they were flows (by where). */
-  observer: { flowsSeen: number; bufferSize: number; flows?: number; lostEvents: number; lost?: { kernel: number; observer: number }; /** Hubble's Observer gRPC API (host:port). */ hubble?: string; /** Hubble's metrics, GET /metrics (host:port). */ metrics?: string };
+  observer: { flowsSeen: number; bufferSize: number; flows?: number; lostEvents: number; lost?: { kernel: number; observer: number }; /** GetFlows followers (and other subscribers) of the flow ring now. */ followers?: number; /** Hubble's Observer gRPC API (host:port). */ hubble?: string; /** Hubble's metrics, GET /metrics (host:port). */ metrics?: string };
   /** The L7 proxy: its process, the policy snapshot it judges by, its listener and events. */
   proxy: {
     state: string;

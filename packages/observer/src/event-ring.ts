@@ -137,6 +137,11 @@ export class EventRing {
     for (const l of this.listeners) l();
   }
 
+  /** How many are told of pushes now. */
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
   onPush(l: () => void): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);

@@ -28,6 +28,8 @@ export interface ObserverStatus {
   /** Lost before they were flows, by where: the kernel ring buffer, the observer (a record it could not take in). */
   lost: { kernel: number; observer: number };
   startedAt: number;
+  /** Subscribers of the flow ring now (GetFlows followers). */
+  followers: number;
 }
 
 /** The batch framing of the ring buffer reader: a little-endian u32 length before each record. */
@@ -219,7 +221,7 @@ export class Observer implements FlowSource {
   }
 
   status(): ObserverStatus {
-    return { flowsSeen: this.ring.seen, flows: this.ring.size, bufferSize: this.ring.capacity, lost: { ...this.lost }, startedAt: this.startedAt };
+    return { flowsSeen: this.ring.seen, flows: this.ring.size, bufferSize: this.ring.capacity, lost: { ...this.lost }, startedAt: this.startedAt, followers: this.ring.subscribers };
   }
 
   private unparsed(what: string): void {

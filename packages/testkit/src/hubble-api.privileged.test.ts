@@ -5,10 +5,13 @@
 // rule1 named as the policy behind the default deny (membrane.v1 in
 // extensions); the TIE fighter's connections are FORWARDED, allowed by
 // rule1; a follower gets new flows as they come and stops cleanly when it
-// cancels; whitelist/blacklist; a bad filter is InvalidArgument naming the
+// cancels; since with follow gives the window, then what comes; followers
+// that cancel or whose connection is cut leave no subscription behind;
+// whitelist/blacklist; a bad filter is InvalidArgument naming the
 // field; ServerStatus, GetNodes, GetNamespaces and Peer.Notify answer.
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
+import http2 from 'node:http2';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,6 +26,14 @@ function clients(address: string): { observer: Client; peer: Client; ext: any } 
   const pkg = grpc.loadPackageDefinition(def) as any;
   const creds = grpc.credentials.createInsecure();
   return { observer: new pkg.observer.Observer(address, creds), peer: new pkg.peer.Peer(address, creds), ext: def['membrane.v1.FlowExtension'] };
+}
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const unary = (c: Client, method: string, req: object) => new Promise<any>((res, rej) => c[method](req, (e: Error | null, r: any) => (e ? rej(e) : res(r))));
@@ -85,6 +96,31 @@ test("Hubble's Observer API from an independent gRPC client: the walkthrough's f
   a.run('exec', 'xwing', '--', 'curl', '-s', '-m', '1', '-XPOST', 'deathstar.default.svc.cluster.local/v1/request-landing');
   const [live] = await following;
   assert.equal(live.flow.verdict, 'DROPPED');
+
+  // since + follow (cilium/hubble#363): the window first, then what comes.
+  const xwingDrops = { verdict: ['DROPPED'], source_pod: ['default/xwing'] };
+  const earlier = (await flows(observer, { whitelist: [xwingDrops] })).map((r) => r.flow.uuid);
+  const windowed = flows(observer, { since: { seconds: Math.floor(Date.now() / 1000) - 3600, nanos: 0 }, follow: true, whitelist: [xwingDrops] }, earlier.length + 1);
+  await new Promise((r) => setTimeout(r, 300));
+  a.run('exec', 'xwing', '--', 'curl', '-s', '-m', '1', '-XPOST', 'deathstar.default.svc.cluster.local/v1/request-landing');
+  const got = (await windowed).map((r) => r.flow.uuid);
+  assert.deepEqual(got.slice(0, earlier.length), earlier, 'the window, as it was');
+  assert.ok(!earlier.includes(got[earlier.length]), 'then the new drop');
+
+  // Followers that go away mid-stream (cancelled, or their connection cut) leave nothing behind in the agent.
+  const followers = () => a.json<{ observer: { followers: number } }>('status').observer.followers;
+  await until('the earlier followers (cancelled after what they wanted) to be gone', () => followers() === 0);
+  const cancelled = [0, 1].map(() => observer.GetFlows({ follow: true }));
+  for (const c of cancelled) c.on('error', () => {});
+  const session = http2.connect(`http://${address}`);
+  session.on('error', () => {});
+  const cut = session.request({ ':method': 'POST', ':path': '/observer.Observer/GetFlows', 'content-type': 'application/grpc', te: 'trailers' });
+  cut.on('error', () => {});
+  cut.end(Buffer.from([0, 0, 0, 0, 2, 0x18, 0x01])); // GetFlowsRequest{follow: true}
+  await until('three followers', () => followers() === 3);
+  for (const c of cancelled) c.cancel();
+  session.destroy();
+  await until('no followers left', () => followers() === 0);
 
   // A bad filter: InvalidArgument naming the field.
   await assert.rejects(flows(observer, { whitelist: [{ source_ip: ['10.0.0.300'] }] }), (e: any) => e.code === grpc.status.INVALID_ARGUMENT && /whitelist\[0\]\.source_ip/.test(e.details));

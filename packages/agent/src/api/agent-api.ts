@@ -157,7 +157,7 @@ function checkPreload(req: unknown): FqdnPreload['entries'] {
 
 function observerStatus(o: ObserverStatus | undefined): StatusResponse['observer'] {
   if (!o) return { flowsSeen: 0, bufferSize: 0, lostEvents: 0 };
-  return { flowsSeen: o.flowsSeen, bufferSize: o.bufferSize, flows: o.flows, lostEvents: o.lost.kernel + o.lost.observer, lost: o.lost };
+  return { flowsSeen: o.flowsSeen, bufferSize: o.bufferSize, flows: o.flows, lostEvents: o.lost.kernel + o.lost.observer, lost: o.lost, followers: o.followers };
 }
 
 function dnsProxyStatus(f: FqdnProxy | undefined): StatusResponse['dnsProxy'] {
