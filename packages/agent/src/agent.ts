@@ -265,7 +265,7 @@ export class Agent {
 
   /** Datapath and L7 events into flows; the kernel's lost events counted as they come. */
   private startObserver(): void {
-    this.flowContext = new AgentFlowContext({ nodeName: this.config.nodeName, pods: () => this.pods, endpoints: () => this.endpoints, dnsNames: () => this.fqdn?.cache.dnsNames() ?? new Map() });
+    this.flowContext = new AgentFlowContext({ nodeName: this.config.nodeName, pods: () => this.pods, endpoints: () => this.endpoints, dnsNames: () => this.fqdn?.cache.dnsNames() ?? new Map(), frontends: () => this.services?.inForce() ?? [] });
     this.observer = new Observer({ context: this.flowContext, capacity: this.config.flowRingSize, problem: (p) => this.problems.add(p) });
     this.datapath.onEventBatches((batch) => this.observer.ingestBatch(batch), 20);
     this.proxyHub.subscribe((e) => this.observer.ingestL7(e));

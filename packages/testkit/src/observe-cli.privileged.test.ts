@@ -39,6 +39,7 @@ test('membrane observe after the walkthrough: drops with the rule behind the def
   assert.ok(d.source.labels.includes('k8s:class=xwing'));
   assert.equal(d.extensions['@type'], 'type.googleapis.com/membrane.v1.FlowExtension');
   assert.deepEqual(d.extensions.default_deny_by.map((p: any) => p.name), ['rule1'], 'rule1 behind the default deny');
+  assert.deepEqual(d.destination_service, { name: 'deathstar', namespace: 'default' }, 'the Service the Death Star pod backs');
   assert.ok(drops[0].node_name && drops[0].time, 'a GetFlowsResponse a line');
 
   const denied = lines(a.ok('observe', '--http-status', '403', '-o', 'json'));

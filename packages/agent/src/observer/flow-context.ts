@@ -7,9 +7,10 @@
  * change and never changed after: the observer keeps them with the events.
  */
 import type { EndpointManager } from '@membrane/endpoint';
-import { ipv4Number, type EndpointInfo, type EndpointPolicy, type FlowContext } from '@membrane/observer';
+import { ipv4Number, type EndpointInfo, type EndpointPolicy, type FlowContext, type ServiceRef } from '@membrane/observer';
 import type { PolicyMapEntry, PolicyRef, RuleOrigin } from '@membrane/policy';
 import { ownerOf } from '../controllers/deployment-controller.js';
+import type { Frontend } from '../controllers/service-controller.js';
 import type { PodManager } from '../pods/pod-manager.js';
 
 export interface FlowContextSources {
@@ -18,6 +19,8 @@ export interface FlowContextSources {
   endpoints: () => EndpointManager;
   /** toFQDNs: address → names. */
   dnsNames: () => ReadonlyMap<string, readonly string[]>;
+  /** The Services' frontends in force (a new array after each change). */
+  frontends?: () => readonly Frontend[];
 }
 
 const NONE: readonly string[] = [];
@@ -28,6 +31,8 @@ export class AgentFlowContext implements FlowContext {
   private byAddr?: Map<number, EndpointInfo>;
   private labels?: Map<number, readonly string[]>;
   private fqdn?: Map<number, readonly string[]>;
+  private svcOf?: readonly Frontend[];
+  private svc = new Map<number, ServiceRef>();
 
   constructor(private readonly s: FlowContextSources) {
     this.nodeName = s.nodeName;
@@ -85,6 +90,26 @@ export class AgentFlowContext implements FlowContext {
       for (const [ip, names] of this.s.dnsNames()) this.fqdn.set(ipv4Number(ip), [...names]);
     }
     return this.fqdn.get(addr) ?? NONE;
+  }
+
+  /** The Service an address:port is a frontend (ClusterIP:port) or an active backend (pod:targetPort) of. */
+  service(addr: number, port: number): ServiceRef | undefined {
+    const list = this.s.frontends?.();
+    if (!list) return undefined;
+    if (list !== this.svcOf) {
+      this.svcOf = list;
+      this.svc = new Map();
+      for (const f of list) {
+        const slash = f.service.indexOf('/');
+        const ref: ServiceRef = { namespace: f.service.slice(0, slash), name: f.service.slice(slash + 1) };
+        this.svc.set(ipv4Number(f.ip) * 65536 + f.port, ref);
+        for (const b of f.backends) {
+          const key = ipv4Number(b.ip) * 65536 + b.port;
+          if (b.state === 'active' && !this.svc.has(key)) this.svc.set(key, ref);
+        }
+      }
+    }
+    return this.svc.get(addr * 65536 + port);
   }
 }
 

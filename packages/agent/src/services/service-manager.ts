@@ -177,6 +177,11 @@ export class ServiceManager {
     return { ...(a ? { clusterIP: a.clusterIP } : {}), ...(c ? { condition: c } : {}) };
   }
 
+  /** The frontends in force (replaced as a whole by each sync, never changed: a holder may keep it). */
+  inForce(): readonly Frontend[] {
+    return this.frontends;
+  }
+
   /** Every frontend with its backends, for `membrane service list`. */
   list(): Frontend[] {
     return [...this.frontends].sort((a, b) => a.id - b.id);
