@@ -23,7 +23,8 @@ const MAY_IMPORT = {
   agent: ['*'],
   // observe: the observer's one filter implementation and Hubble's printers (design.md section 5), over the protos.
   cli: ['api', 'policy', 'proto', 'observer'],
-  ui: ['api', 'policy'],
+  // The console: the engine runs in the browser (preview), the observer's one filter implementation and printers (its browser entry), over the protos.
+  ui: ['api', 'policy', 'proto', 'observer'],
   testkit: ['*'],
 };
 // Packages whose shipped code must run without Node built-ins.
@@ -56,6 +57,7 @@ for (const pkg of readdirSync('packages').sort()) {
       const at = relative('.', file);
       if (spec.startsWith('@membrane/')) {
         const target = spec.slice('@membrane/'.length).split('/')[0];
+        if (pkg === 'ui' && target === 'observer' && spec !== '@membrane/observer/browser') problems.push(`${at}: the console imports the observer only through @membrane/observer/browser (no Node built-ins, no metrics library)`);
         if (target !== pkg && !allowed.includes('*') && !allowed.includes(target)) {
           problems.push(`${at}: package ${pkg} may not import @membrane/${target} (allowed: ${allowed.join(', ') || 'none'})`);
         }

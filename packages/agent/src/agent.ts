@@ -12,7 +12,7 @@ import { EndpointManager } from '@membrane/endpoint';
 import { IdentityAllocator, type IdentitySnapshot } from '@membrane/identity';
 import { Repository } from '@membrane/policy';
 import { agentRoutes } from './api/routes.js';
-import { ApiServer } from './api/http-api.js';
+import { ApiServer, type Route } from './api/http-api.js';
 import { Applier, SYSTEM_NAMESPACES } from './apply/applier.js';
 import { restorePolicies } from './apply/restore-policies.js';
 import type { AgentConfig } from './config.js';
@@ -22,6 +22,8 @@ import { FqdnProxy } from './dns/fqdn-proxy.js';
 import { Observer } from '@membrane/observer';
 import { AgentFlowContext } from './observer/flow-context.js';
 import { KernelLossWatch } from './observer/kernel-loss.js';
+import { ConsoleCell } from './console/console-cell.js';
+import { consoleRoutes } from './console/console-routes.js';
 import { HubbleServer } from './observer/hubble-server.js';
 import { MetricsServer } from './observer/metrics-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
@@ -83,6 +85,8 @@ export class Agent {
   private kernelLoss?: KernelLossWatch;
   private hubble?: HubbleServer;
   private metrics?: MetricsServer;
+  private routes: Route[] = [];
+  private readonly console: ConsoleCell;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -94,6 +98,7 @@ export class Agent {
     private readonly progress: (msg: string) => void = () => {},
   ) {
     this.problems = new ProblemLog(progress);
+    this.console = new ConsoleCell(config.stateDir, config.uiPort);
     this.dnsIP = dnsAddressOf(config.podCIDR);
     this.queue = new WorkQueue((what, e) => this.problems.add(`${what}: ${e instanceof Error ? e.message : String(e)}`));
     const cell = (name: string, start: () => unknown, stop: () => unknown = () => {}) => this.lifecycle.append({ name, start: async () => void (await start()), stop: async () => void (await stop()) });
@@ -119,6 +124,7 @@ export class Agent {
     cell('observer', () => this.startObserver(), () => this.kernelLoss?.stop());
     cell('Hubble API', () => this.startHubble(), () => this.hubble?.stop());
     cell('metrics', () => this.startMetrics(), () => this.metrics?.stop());
+    cell('console', () => this.console.start(consoleRoutes(this.routes, () => this.observer)), () => this.console.stop());
   }
 
   private async startStore(): Promise<void> {
@@ -252,8 +258,10 @@ export class Agent {
       observer: () => this.observer?.status(),
       hubble: () => (this.hubble?.port ? `127.0.0.1:${this.hubble.port}` : ''),
       metrics: () => (this.metrics?.port ? `127.0.0.1:${this.metrics.port}` : ''),
+      console: () => this.console,
     });
-    this.api = new ApiServer(agentRoutes(api), { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
+    this.routes = agentRoutes(api);
+    this.api = new ApiServer(this.routes, { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
     this.state = 'ready';
   }

@@ -33,6 +33,8 @@ export interface AgentConfig {
   hubblePort: number;
   /** Hubble's metrics (`/metrics`) on 127.0.0.1 (Hubble's 9965; 0: a free port, see status). */
   metricsPort: number;
+  /** The web console on 127.0.0.1 (default 12000; 0: a free port, see `membrane ui`). */
+  uiPort: number;
   /** toFQDNs: an answer's TTL below this many seconds is raised to it (Cilium's --tofqdns-min-ttl; default 0, the TTL as answered). */
   tofqdnsMinTtl: number;
 }
@@ -62,6 +64,7 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     flowRingSize: flags.flowRingSize ?? ringSizeOf(env['MEMBRANE_FLOW_RING']),
     hubblePort: flags.hubblePort ?? portOf('MEMBRANE_HUBBLE_PORT', env['MEMBRANE_HUBBLE_PORT'], 4245, 'a free port'),
     metricsPort: flags.metricsPort ?? portOf('MEMBRANE_METRICS_PORT', env['MEMBRANE_METRICS_PORT'], 9965, 'a free port'),
+    uiPort: flags.uiPort ?? portOf('MEMBRANE_UI_PORT', env['MEMBRANE_UI_PORT'], 12000, 'a free port'),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }

@@ -141,3 +141,10 @@ export interface ServiceListEntry {
   type: 'ClusterIP';
   backends: { address: string; pod: string; state: 'active' | 'not-ready' }[];
 }
+
+/** The web console (`membrane ui`): its link, with the session token. */
+export interface ConsoleInfo {
+  url: string;
+  address: string;
+  port: number;
+}

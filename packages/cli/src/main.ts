@@ -13,6 +13,7 @@ import * as ex from './commands/exec-cmds.js';
 import * as dm from './commands/demo-cmds.js';
 import * as fq from './commands/fqdn-cmds.js';
 import * as ob from './commands/observe-cmd.js';
+import * as uiCmd from './commands/ui-cmd.js';
 import { processIo, type Io } from './io.js';
 import { VERSION } from './version.js';
 
@@ -44,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
   exec: { help: ex.execHelp, run: ex.exec },
   logs: { help: ex.logsHelp, run: ex.logs },
   demo: { help: dm.demoHelp, run: dm.demo },
+  ui: { help: uiCmd.uiHelp, run: uiCmd.ui },
 };
 
 const HELP = `membrane ${VERSION} — Cilium and Hubble for one Linux machine
@@ -67,6 +69,7 @@ Workloads and policies (kubectl-style):
   service list [-o json]                   the 'cilium service list' table
   fqdn cache list [-o json] | clean        the toFQDNs cache, as 'cilium fqdn cache'
   observe [FLAGS]                          flows, as 'hubble observe' (--follow, --last, --verdict, --pod, ...)
+  ui [--port N] [--new-token]              the web console's link (map, flows, policy editor with preview)
   exec POD [-n NS] -- CMD...               run a command in a pod's network namespace
   logs POD [-n NS] [-f]
   wait --for=condition=Ready pod/NAME

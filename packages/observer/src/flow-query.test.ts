@@ -81,3 +81,10 @@ test('bad queries name the field', async () => {
     await assert.rejects(collect(queryFlows(ring(1), noLoss, { ...q, predicate: all })), (e: Error) => e instanceof QueryError && e.field === field);
   }
 });
+
+test('fromSeq: a reader resumes where it was; what the ring dropped meanwhile is told; beyond the end is a new ring', async () => {
+  const r = ring(10, 4); // holds f6..f9
+  assert.deepEqual(ids(await collect(queryFlows(r, noLoss, { fromSeq: 8, predicate: all }))), ['f8', 'f9']);
+  assert.deepEqual(ids(await collect(queryFlows(r, noLoss, { fromSeq: 3, predicate: all }))), [`lost:${pb.LostEventSource.HUBBLE_RING_BUFFER}:3`, 'f6', 'f7', 'f8', 'f9']);
+  assert.deepEqual(ids(await collect(queryFlows(r, noLoss, { fromSeq: 50, predicate: all }))), ['f6', 'f7', 'f8', 'f9']);
+});

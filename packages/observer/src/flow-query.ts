@@ -24,6 +24,8 @@ export interface FlowQuery {
   since?: number;
   until?: number;
   predicate: FlowPredicate;
+  /** Every flow from this sequence number on, then (follow) what comes: a reader resuming where it was (one beyond the ring's end: a new ring, read from its start). */
+  fromSeq?: number;
   /** Yield `{ idle: true }` before waiting for new flows (a writer that batches flushes then). */
   idleMarks?: boolean;
 }
@@ -106,7 +108,13 @@ export async function* queryFlows(src: FlowSource, lost: LostFeed, q: FlowQuery,
     const end = src.seen;
     const windowed = since !== undefined || until !== undefined;
     let history: number[] = [];
-    if (q.number !== undefined && q.number > 0) {
+    if (q.fromSeq !== undefined) {
+      const fresh = q.fromSeq > end;
+      const from = fresh ? src.oldest : Math.max(q.fromSeq, src.oldest);
+      // What the ring no longer holds is lost to this reader, and said so.
+      if (!fresh && from > q.fromSeq) yield { lost: { source: pb.LostEventSource.HUBBLE_RING_BUFFER, count: from - q.fromSeq } };
+      for (let s = from; s < end; s++) if (match(s)) history.push(s);
+    } else if (q.number !== undefined && q.number > 0) {
       if (q.first) {
         for (let s = src.oldest; s < end && history.length < q.number; s++) if (match(s)) history.push(s);
       } else {

@@ -20,6 +20,7 @@ import { endpointList, identityList } from '../views/endpoint-view.js';
 import { listObjects } from '../views/object-view.js';
 import { VERSION, statusView } from '../views/status-view.js';
 import type { AgentApi } from './routes.js';
+import type { ConsoleCell } from '../console/console-cell.js';
 
 export interface AgentParts {
   config: AgentConfig;
@@ -49,6 +50,8 @@ export interface AgentParts {
   hubble?: () => string;
   /** Where the metrics are served (empty until they are). */
   metrics?: () => string;
+  /** The web console (undefined until its cell started). */
+  console?: () => ConsoleCell | undefined;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -121,6 +124,16 @@ export function agentApi(p: AgentParts): AgentApi {
       const n = p.testHosts.list().length;
       await p.testHosts.removeAll();
       return { removed: n };
+    },
+    console: () => {
+      const i = p.console?.()?.info();
+      if (!i) throw new MembraneError('MEMBRANE_E_AGENT_DOWN', 'the console is not running yet');
+      return i;
+    },
+    configureConsole: async (req) => {
+      const c = p.console?.();
+      if (!c) throw new MembraneError('MEMBRANE_E_AGENT_DOWN', 'the console is not running yet');
+      return c.configure(req);
     },
     proxySnapshot: (after) => p.proxy.hub.poll(after),
     proxyEvents: (b) => {

@@ -75,6 +75,34 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * Answers one request with the first route that matches: its JSON, or an
+ * error body whose status says what kind of error (the console's server
+ * mounts the same routes, with its own headers).
+ */
+export async function dispatch(routes: readonly Route[], req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, headers: Record<string, string> = {}): Promise<void> {
+  const send = (status: number, body: unknown) => {
+    if (res.headersSent) return res.end();
+    res.writeHead(status, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  };
+  try {
+    for (const r of routes) {
+      if (r.method !== req.method) continue;
+      const params = match(r.path, path);
+      if (!params) continue;
+      const body = req.method === 'GET' ? undefined : await readBody(req);
+      const out = await r.handler({ method: req.method, path, params, query, body, raw: req, res });
+      if (out !== undefined) send(200, out);
+      return;
+    }
+    send(404, { error: { code: 'MEMBRANE_E_NOT_FOUND', message: `no API route ${req.method} ${path}` } } satisfies ApiErrorBody);
+  } catch (e) {
+    if (e instanceof MembraneError) send(STATUS[e.code] ?? 500, { error: { code: e.code, message: e.message, ...(e.details.length > 1 ? { details: [...e.details] } : {}) } } satisfies ApiErrorBody);
+    else send(500, { error: { code: 'MEMBRANE_E_INTERNAL', message: e instanceof Error ? e.message : String(e) } } satisfies ApiErrorBody);
+  }
+}
+
 export class ApiServer {
   private unix?: Server;
   private tcp?: Server;
@@ -87,30 +115,12 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse, trusted: boolean): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agent');
-    const send = (status: number, body: unknown) => {
-      if (res.headersSent) return res.end();
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    try {
-      if (!trusted && !tokenMatches(req.headers.authorization, this.opts.token)) {
-        send(401, { error: { code: 'MEMBRANE_E_USAGE', message: 'requests over TCP need the agent token (Authorization: Bearer <token>, in the token file of the state directory)' } } satisfies ApiErrorBody);
-        return;
-      }
-      for (const r of this.routes) {
-        if (r.method !== req.method) continue;
-        const params = match(r.path, url.pathname);
-        if (!params) continue;
-        const body = req.method === 'GET' ? undefined : await readBody(req);
-        const out = await r.handler({ method: req.method, path: url.pathname, params, query: url.searchParams, body, raw: req, res });
-        if (out !== undefined) send(200, out);
-        return;
-      }
-      send(404, { error: { code: 'MEMBRANE_E_NOT_FOUND', message: `no API route ${req.method} ${url.pathname}` } } satisfies ApiErrorBody);
-    } catch (e) {
-      if (e instanceof MembraneError) send(STATUS[e.code] ?? 500, { error: { code: e.code, message: e.message, ...(e.details.length > 1 ? { details: [...e.details] } : {}) } } satisfies ApiErrorBody);
-      else send(500, { error: { code: 'MEMBRANE_E_INTERNAL', message: e instanceof Error ? e.message : String(e) } } satisfies ApiErrorBody);
+    if (!trusted && !tokenMatches(req.headers.authorization, this.opts.token)) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'MEMBRANE_E_USAGE', message: 'requests over TCP need the agent token (Authorization: Bearer <token>, in the token file of the state directory)' } } satisfies ApiErrorBody));
+      return;
     }
+    await dispatch(this.routes, req, res, url.pathname, url.searchParams);
   }
 
   async start(): Promise<void> {

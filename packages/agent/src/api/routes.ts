@@ -1,6 +1,6 @@
 /** The agent's REST routes (packages/api/src/agent-api.ts has the shapes). */
 import { existsSync, openSync, closeSync, readSync, statSync } from 'node:fs';
-import type { ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
+import type { ConsoleInfo, ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
 import type { Route } from './http-api.js';
 
 /** What the routes serve. */
@@ -24,6 +24,9 @@ export interface AgentApi {
   fqdnCache(): FqdnCacheInfo[];
   preloadFqdn(req: FqdnPreload): Promise<{ entries: number }>;
   clearFqdn(): Promise<{ entries: number }>;
+  /** The web console's link (with its session token); moved or given a new token. */
+  console(): ConsoleInfo;
+  configureConsole(req: { port?: number; newToken?: boolean }): Promise<ConsoleInfo>;
 }
 
 /** Copy what was appended to a file since `offset`, in bounded chunks. Returns the new offset. */
@@ -60,6 +63,8 @@ export function agentRoutes(a: AgentApi): Route[] {
     { method: 'GET', path: '/v1/proxy/snapshot', handler: (r) => a.proxySnapshot(Number(r.query.get('after') ?? 0) || 0) },
     { method: 'POST', path: '/v1/proxy/events', handler: (r) => a.proxyEvents((r.body ?? {}) as { events?: unknown[]; lost?: number }) },
     { method: 'GET', path: '/v1/fqdn/cache', handler: () => a.fqdnCache() },
+    { method: 'GET', path: '/v1/console', handler: () => a.console() },
+    { method: 'POST', path: '/v1/console', handler: (r) => a.configureConsole((r.body ?? {}) as { port?: number; newToken?: boolean }) },
     { method: 'POST', path: '/v1/fqdn/cache', handler: (r) => a.preloadFqdn(r.body as FqdnPreload) },
     { method: 'DELETE', path: '/v1/fqdn/cache', handler: () => a.clearFqdn() },
     { method: 'GET', path: '/v1/pods/:namespace/:name/exec', handler: (r) => a.execTarget(r.params['namespace']!, r.params['name']!) },
