@@ -24,6 +24,7 @@ import { AgentFlowContext } from './observer/flow-context.js';
 import { KernelLossWatch } from './observer/kernel-loss.js';
 import { ConsoleCell } from './console/console-cell.js';
 import { consoleRoutes } from './console/console-routes.js';
+import { PolicyHistory } from './apply/policy-history.js';
 import { HubbleServer } from './observer/hubble-server.js';
 import { MetricsServer } from './observer/metrics-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
@@ -87,6 +88,7 @@ export class Agent {
   private metrics?: MetricsServer;
   private routes: Route[] = [];
   private readonly console: ConsoleCell;
+  private history!: PolicyHistory;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -133,6 +135,8 @@ export class Agent {
       if (!(await this.store.get({ kind: 'Namespace', namespace: '', name: ns }))) await this.store.put({ kind: 'Namespace', namespace: '', name: ns, body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } });
     }
     if (!(await this.store.get({ kind: 'Service', ...KUBE_DNS }))) await this.store.put({ kind: 'Service', ...KUBE_DNS, body: kubeDnsService() });
+    this.history = new PolicyHistory(this.store);
+    await this.history.load();
     const { repo, problems } = await restorePolicies(this.store);
     this.policies.repo = repo;
     for (const p of problems) this.problems.add(p);
@@ -259,6 +263,7 @@ export class Agent {
       hubble: () => (this.hubble?.port ? `127.0.0.1:${this.hubble.port}` : ''),
       metrics: () => (this.metrics?.port ? `127.0.0.1:${this.metrics.port}` : ''),
       console: () => this.console,
+      history: this.history,
     });
     this.routes = agentRoutes(api);
     this.api = new ApiServer(this.routes, { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });

@@ -148,3 +148,17 @@ export interface ConsoleInfo {
   address: string;
   port: number;
 }
+
+/** A version of a policy as it was put in force or taken out (the console's history). */
+export interface PolicyVersion {
+  id: number;
+  /** ISO 8601. */
+  time: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  action: 'created' | 'configured' | 'deleted';
+  /** The manifest as applied (null: deleted). */
+  body: unknown;
+  resourceVersion: number;
+}

@@ -118,6 +118,18 @@ test('the console in Chromium: map, flow detail with the rule, preview then appl
   await page.locator('[data-testid=apply-message]', { hasText: 'configured' }).waitFor({ timeout: 15_000 });
   assert.match(curl(a, 'tiefighter', `${SVC}/v1/`).stdout, /deathstar|api/i, 'a real GET /v1/ now succeeds');
 
+  // History: both versions (the CLI's apply and the console's), a diff, and a rollback that is an apply.
+  const versions = page.locator('[data-testid=history-version]');
+  await versions.nth(1).waitFor({ timeout: 10_000 });
+  assert.match(await versions.nth(0).innerText(), /configured/);
+  assert.match(await versions.nth(1).innerText(), /created/);
+  await versions.nth(1).click();
+  assert.match(await page.locator('[data-testid=history-diff]').innerText(), /\+\s+- method: "?GET"?/, 'the diff shows what the edit added');
+  await page.locator('[data-testid=rollback]').nth(1).click();
+  await page.locator('[data-testid=apply-message]', { hasText: 'configured' }).waitFor({ timeout: 15_000 });
+  assert.match(curl(a, 'tiefighter', `${SVC}/v1/`).stdout, /^Access denied\r?\n$/, 'rolled back: GET /v1/ is denied again');
+  await versions.nth(2).waitFor({ timeout: 10_000 });
+
   // Invalid YAML cannot be applied and is marked.
   await editor.click();
   await page.keyboard.press('Control+End');

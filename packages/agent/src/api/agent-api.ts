@@ -21,6 +21,7 @@ import { listObjects } from '../views/object-view.js';
 import { VERSION, statusView } from '../views/status-view.js';
 import type { AgentApi } from './routes.js';
 import type { ConsoleCell } from '../console/console-cell.js';
+import type { PolicyHistory } from '../apply/policy-history.js';
 
 export interface AgentParts {
   config: AgentConfig;
@@ -52,6 +53,8 @@ export interface AgentParts {
   metrics?: () => string;
   /** The web console (undefined until its cell started). */
   console?: () => ConsoleCell | undefined;
+  /** Versions of policies applied and deleted (the console's history). */
+  history?: PolicyHistory;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -87,14 +90,17 @@ export function agentApi(p: AgentParts): AgentApi {
     },
     apply: async (r) => {
       const out = await p.applier.apply(r);
+      await p.history?.applied(out);
       await settleProxy(p);
       return out;
     },
     delete: async (r) => {
       const out = await p.applier.delete(r);
+      await p.history?.deleted(out);
       await settleProxy(p);
       return out;
     },
+    policyHistory: (ref) => p.history?.list(ref) ?? [],
     objects: (kind, ns, name) => listObjects(p.store, p.pods, kind, ns, name, p.services),
     endpoints: () => endpointList(p.pods, p.endpoints, (i) => p.datapath.getEndpoint(i) !== undefined),
     identities: () => identityList(p.endpoints),

@@ -1,6 +1,6 @@
 /** The agent's REST routes (packages/api/src/agent-api.ts has the shapes). */
 import { existsSync, openSync, closeSync, readSync, statSync } from 'node:fs';
-import type { ConsoleInfo, ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
+import type { ConsoleInfo, PolicyVersion, ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
 import type { Route } from './http-api.js';
 
 /** What the routes serve. */
@@ -24,6 +24,8 @@ export interface AgentApi {
   fqdnCache(): FqdnCacheInfo[];
   preloadFqdn(req: FqdnPreload): Promise<{ entries: number }>;
   clearFqdn(): Promise<{ entries: number }>;
+  /** Versions of policies applied and deleted, newest first (of one policy when named). */
+  policyHistory(ref: { kind?: string; namespace?: string; name?: string }): PolicyVersion[];
   /** The web console's link (with its session token); moved or given a new token. */
   console(): ConsoleInfo;
   configureConsole(req: { port?: number; newToken?: boolean }): Promise<ConsoleInfo>;
@@ -64,6 +66,11 @@ export function agentRoutes(a: AgentApi): Route[] {
     { method: 'POST', path: '/v1/proxy/events', handler: (r) => a.proxyEvents((r.body ?? {}) as { events?: unknown[]; lost?: number }) },
     { method: 'GET', path: '/v1/fqdn/cache', handler: () => a.fqdnCache() },
     { method: 'GET', path: '/v1/console', handler: () => a.console() },
+    {
+      method: 'GET',
+      path: '/v1/policy-history',
+      handler: (r) => a.policyHistory({ ...(r.query.get('kind') ? { kind: r.query.get('kind')! } : {}), ...(r.query.has('namespace') ? { namespace: r.query.get('namespace')! } : {}), ...(r.query.get('name') ? { name: r.query.get('name')! } : {}) }),
+    },
     { method: 'POST', path: '/v1/console', handler: (r) => a.configureConsole((r.body ?? {}) as { port?: number; newToken?: boolean }) },
     { method: 'POST', path: '/v1/fqdn/cache', handler: (r) => a.preloadFqdn(r.body as FqdnPreload) },
     { method: 'DELETE', path: '/v1/fqdn/cache', handler: () => a.clearFqdn() },

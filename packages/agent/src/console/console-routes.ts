@@ -20,7 +20,7 @@ import { flow as pb, membranev1 } from '@membrane/proto';
 import type { ApiRequest, Route } from '../api/http-api.js';
 import { SECURITY_HEADERS } from './console-server.js';
 
-const ALLOWED = new Set(['GET /v1/status', 'POST /v1/apply', 'POST /v1/delete', 'GET /v1/objects/:kind', 'GET /v1/endpoints', 'GET /v1/identities', 'GET /v1/services', 'GET /v1/fqdn/cache']);
+const ALLOWED = new Set(['GET /v1/status', 'POST /v1/apply', 'POST /v1/delete', 'GET /v1/objects/:kind', 'GET /v1/endpoints', 'GET /v1/identities', 'GET /v1/services', 'GET /v1/fqdn/cache', 'GET /v1/policy-history']);
 const registry = createRegistry(membranev1.FlowExtensionSchema);
 const FLUSH_BYTES = 64 * 1024;
 

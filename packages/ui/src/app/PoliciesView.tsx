@@ -14,6 +14,7 @@ import { api, ApiRefused } from './api.js';
 import { makeEditor, type Editor } from './editor.js';
 import type { FlowFeed } from './feed.js';
 import { PreviewPanel } from './PreviewPanel.js';
+import { HistoryPanel } from './HistoryPanel.js';
 
 export interface PolicyRef {
   kind: string;
@@ -59,6 +60,7 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
   const [original, setOriginal] = useState('');
   const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string; details?: string[] } | undefined>();
   const [preview, setPreview] = useState(false);
+  const [applied, setApplied] = useState(0);
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<Editor>();
   const validated = useMemo(() => validatePolicies(text), [text]);
@@ -98,12 +100,15 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
     if (open) setCurrent(open);
   }, [open && key(open)]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const apply = async () => {
+  const apply = async (docs = validated.documents) => {
     setMessage(undefined);
     try {
-      const r = await api.post<ApplyResponse>('/v1/apply', { documents: validated.documents.map((d) => ({ source: 'console', label: d.label, value: d.value })) });
+      const r = await api.post<ApplyResponse>('/v1/apply', { documents: docs.map((d) => ({ source: 'console', label: d.label, value: d.value })) });
       setMessage({ kind: 'ok', text: r.results.map((x) => `${x.kind.toLowerCase()}/${x.name} ${x.action}`).join(', ') });
       setOriginal(text);
+      setApplied((n) => n + 1);
+      const first = r.results.find((x) => KINDS.includes(x.kind));
+      if (first) setCurrent({ kind: first.kind, namespace: first.namespace ?? '', name: first.name });
       await load();
     } catch (e) {
       if (e instanceof ApiRefused) {
@@ -160,6 +165,20 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
           </div>
         )}
         {preview && <PreviewPanel feed={feed} edited={validated} editing={current} onError={onError} />}
+        {current && (
+          <HistoryPanel
+            policy={current}
+            text={text}
+            revision={applied}
+            onError={onError}
+            rollback={(y) => {
+              editor.current?.setText(y);
+              setText(y);
+              const v = validatePolicies(y);
+              if (v.problems.length === 0) void apply(v.documents);
+            }}
+          />
+        )}
       </div>
     </div>
   );
