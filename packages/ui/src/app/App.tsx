@@ -3,14 +3,17 @@
  * when the agent is away (the page keeps what it has and reconnects) or the
  * link's token is stale (a new link is needed).
  */
-import { useEffect, useMemo, useState, useSyncExternalStore, type ReactElement } from 'react';
+import { lazy, Suspense, useEffect, useMemo, useState, useSyncExternalStore, type ReactElement } from 'react';
 import type { flow as pb } from '@membrane/proto';
 import { AgentDown, SessionError } from './api.js';
 import { FlowFeed } from './feed.js';
 import { FlowsView } from './FlowsView.js';
 import { MapView } from './MapView.js';
-import { PoliciesView, type PolicyRef } from './PoliciesView.js';
+import type { PolicyRef } from './PoliciesView.js';
 import { EndpointsView, IdentitiesView } from './TablesView.js';
+
+// The editor (CodeMirror, the YAML parser, the preview) loads when first opened: the map and the table start sooner.
+const PoliciesView = lazy(() => import('./PoliciesView.js').then((m) => ({ default: m.PoliciesView })));
 
 const VIEWS = ['map', 'flows', 'endpoints', 'identities', 'policies'] as const;
 type View = (typeof VIEWS)[number];
@@ -22,7 +25,8 @@ function viewOfPath(): View {
 
 export function App(): ReactElement {
   const feed = useMemo(() => new FlowFeed(), []);
-  useSyncExternalStore((l) => feed.subscribe(l), () => feed.version);
+  // The shell follows the feed's state only (views follow its flows themselves).
+  useSyncExternalStore((l) => feed.subscribe(l), () => feed.state);
   const [view, setView] = useState<View>(viewOfPath());
   const [preset, setPreset] = useState<{ label: string; match: (f: pb.Flow) => boolean } | undefined>();
   const [policy, setPolicy] = useState<PolicyRef | undefined>();
@@ -73,7 +77,11 @@ export function App(): ReactElement {
         {view === 'flows' && <FlowsView feed={feed} {...(preset ? { preset } : {})} clearPreset={() => setPreset(undefined)} openPolicy={(p) => { setPolicy({ ...p }); go('policies'); }} />}
         {view === 'endpoints' && <EndpointsView onError={onError} />}
         {view === 'identities' && <IdentitiesView onError={onError} />}
-        {view === 'policies' && <PoliciesView feed={feed} {...(policy ? { open: policy } : {})} onError={onError} />}
+        {view === 'policies' && (
+          <Suspense fallback={<div className="empty">Loading the editor…</div>}>
+            <PoliciesView feed={feed} {...(policy ? { open: policy } : {})} onError={onError} />
+          </Suspense>
+        )}
       </main>
     </div>
   );

@@ -9,7 +9,7 @@
  */
 import elkBundled from 'elkjs/lib/elk.bundled.js';
 import type { ELK, ELKConstructorArguments, ElkNode } from 'elkjs/lib/elk-api.js';
-import { useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
+import { startTransition, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import type { flow as pb } from '@membrane/proto';
 import { flowsMatchingSelection, ServiceMap, type MapEdge, type MapSelection, type MapSnapshot } from '../lib/service-map.js';
 import type { FlowFeed } from './feed.js';
@@ -18,6 +18,8 @@ import type { FlowFeed } from './feed.js';
 type ElkCtor = new (args?: ELKConstructorArguments) => ELK;
 const ElkCtor = (elkBundled as unknown as { default?: ElkCtor }).default ?? (elkBundled as unknown as ElkCtor);
 const elk = new ElkCtor();
+// elkjs's first layout pays for its start-up: paid here, while the page waits for its first flows.
+void elk.layout({ id: 'warm-up', children: [{ id: 'a', width: 10, height: 10 }, { id: 'b', width: 10, height: 10 }], edges: [{ id: 'e', sources: ['a'], targets: ['b'] }] });
 const NODE_W = 170;
 const NODE_H = 44;
 
@@ -30,31 +32,73 @@ interface Layout {
   height: number;
 }
 
-async function layout(s: MapSnapshot, key: string): Promise<Layout> {
+/** One namespace's nodes laid out by elkjs (layered, in model order), with the edges inside it. */
+interface GroupLayout {
+  w: number;
+  h: number;
+  nodes: Map<string, { x: number; y: number }>;
+}
+
+const groupCache = new Map<string, GroupLayout>();
+
+async function layoutGroup(nodeIds: readonly string[], edges: readonly MapEdge[]): Promise<GroupLayout> {
+  const key = `${nodeIds.join('|')}#${edges.map((e) => e.id).join('|')}`;
+  const hit = groupCache.get(key);
+  if (hit) return hit;
   const graph: ElkNode = {
-    id: 'root',
-    layoutOptions: { 'elk.algorithm': 'layered', 'elk.direction': 'RIGHT', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN', 'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES', 'elk.spacing.nodeNode': '28', 'elk.layered.spacing.nodeNodeBetweenLayers': '190', 'elk.padding': '[top=30,left=16,bottom=16,right=16]' },
-    children: s.groups.map((g) => ({
-      id: `group:${g.namespace || '(cluster)'}`,
-      layoutOptions: { 'elk.algorithm': 'layered', 'elk.direction': 'RIGHT', 'elk.padding': '[top=30,left=14,bottom=14,right=14]', 'elk.spacing.nodeNode': '30', 'elk.layered.spacing.nodeNodeBetweenLayers': '190' },
-      children: g.nodeIds.map((id) => ({ id, width: NODE_W, height: NODE_H })),
-    })),
-    edges: s.edges.map((e) => ({ id: e.id, sources: [e.source], targets: [e.target] })),
+    id: 'group',
+    layoutOptions: { 'elk.algorithm': 'layered', 'elk.direction': 'RIGHT', 'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES', 'elk.spacing.nodeNode': '26', 'elk.layered.spacing.nodeNodeBetweenLayers': '150', 'elk.padding': '[top=34,left=14,bottom=14,right=14]' },
+    children: nodeIds.map((id) => ({ id, width: NODE_W, height: NODE_H })),
+    edges: edges.map((e) => ({ id: e.id, sources: [e.source], targets: [e.target] })),
   };
   const out = await elk.layout(graph);
+  const g: GroupLayout = { w: out.width ?? NODE_W, h: out.height ?? NODE_H, nodes: new Map((out.children ?? []).map((n) => [n.id, { x: n.x ?? 0, y: n.y ?? 0 }])) };
+  if (groupCache.size > 500) groupCache.clear();
+  groupCache.set(key, g);
+  return g;
+}
+
+/**
+ * Each namespace is laid out on its own (a namespace whose nodes and edges
+ * did not change keeps its layout), and the namespaces are placed in rows
+ * in a stable order; edges between namespaces are drawn between their nodes.
+ */
+async function layout(s: MapSnapshot, key: string, maxWidth: number): Promise<Layout> {
+  const groupOf = new Map<string, string>();
+  for (const g of s.groups) for (const id of g.nodeIds) groupOf.set(id, g.namespace);
   const nodes = new Map<string, { x: number; y: number }>();
   const groups: Layout['groups'] = [];
-  for (const g of out.children ?? []) {
-    groups.push({ namespace: g.id.slice('group:'.length), x: g.x ?? 0, y: g.y ?? 0, w: g.width ?? 0, h: g.height ?? 0 });
-    for (const n of g.children ?? []) nodes.set(n.id, { x: (g.x ?? 0) + (n.x ?? 0), y: (g.y ?? 0) + (n.y ?? 0) });
-  }
   const edges = new Map<string, { points: { x: number; y: number }[] }>();
+  let x = 0;
+  let y = 0;
+  let rowH = 0;
+  let width = 0;
+  const GAP = 40;
+  const inner = new Map<string, MapEdge[]>();
+  for (const e of s.edges) {
+    const ns = groupOf.get(e.source);
+    if (ns !== undefined && ns === groupOf.get(e.target)) inner.set(ns, [...(inner.get(ns) ?? []), e]);
+  }
+  const laid = await Promise.all(s.groups.map((g) => layoutGroup(g.nodeIds, inner.get(g.namespace) ?? [])));
+  for (const [i, g] of s.groups.entries()) {
+    const l = laid[i]!;
+    if (x > 0 && x + l.w > maxWidth) {
+      x = 0;
+      y += rowH + GAP;
+      rowH = 0;
+    }
+    groups.push({ namespace: g.namespace || '(not namespaced)', x, y, w: l.w, h: l.h });
+    for (const [id, p] of l.nodes) nodes.set(id, { x: x + p.x, y: y + p.y });
+    x += l.w + GAP;
+    rowH = Math.max(rowH, l.h);
+    width = Math.max(width, x);
+  }
   for (const e of s.edges) {
     const a = nodes.get(e.source);
     const b = nodes.get(e.target);
     if (a && b) edges.set(e.id, { points: [{ x: a.x + NODE_W, y: a.y + NODE_H / 2 }, { x: b.x, y: b.y + NODE_H / 2 }] });
   }
-  return { key, nodes, groups, edges, width: out.width ?? 800, height: out.height ?? 600 };
+  return { key, nodes, groups, edges, width: Math.max(width, 400), height: y + rowH + 10 };
 }
 
 function edgeText(e: MapEdge): string {
@@ -67,13 +111,37 @@ function edgeText(e: MapEdge): string {
   return parts.join(' · ');
 }
 
+/** A value that follows `v` at most every `ms` (the latest one wins). */
+function useThrottled<T>(v: T, ms: number): T {
+  const [shown, setShown] = useState(v);
+  const last = useRef(0);
+  const timer = useRef<ReturnType<typeof setTimeout>>();
+  useEffect(() => {
+    const wait = last.current + ms - Date.now();
+    // A transition: React renders the redraw in slices between frames.
+    if (wait <= 0) {
+      last.current = Date.now();
+      startTransition(() => setShown(v));
+      return;
+    }
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => {
+      last.current = Date.now();
+      startTransition(() => setShown(v));
+    }, wait);
+  }, [v, ms]);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  return shown;
+}
+
 export interface MapViewProps {
   feed: FlowFeed;
   showFlows: (label: string, match: (f: pb.Flow) => boolean) => void;
 }
 
 export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
-  const version = useSyncExternalStore((l) => feed.subscribe(l), () => feed.version);
+  // Counts on the map change with every flow; redrawn at most twice a second (the table is the live view).
+  const version = useThrottled(useSyncExternalStore((l) => feed.subscribe(l), () => feed.version), 500);
   const map = useRef<{ m: ServiceMap; taken: number; first?: pb.Flow }>({ m: new ServiceMap(), taken: 0 });
   const [chosen, setChosen] = useState<string[]>([]);
   const [lay, setLay] = useState<Layout | undefined>();
@@ -86,32 +154,38 @@ export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
   }
   for (; st.taken < feed.flows.length; st.taken++) st.m.add(feed.flows[st.taken]!);
   const all = useMemo(() => st.m.snapshot(), [version]); // eslint-disable-line react-hooks/exhaustive-deps
-  const snap = useMemo(() => st.m.snapshot(chosen.length ? { namespaces: chosen } : {}), [version, chosen.join(',')]); // eslint-disable-line react-hooks/exhaustive-deps
+  const snap = useMemo(() => (chosen.length ? st.m.snapshot({ namespaces: chosen }) : all), [all, chosen.join(',')]); // eslint-disable-line react-hooks/exhaustive-deps
   const key = `${snap.nodes.map((n) => n.id).join('|')}#${snap.edges.map((e) => e.id).join('|')}`;
+  // One layout at a time: its result is shown when it is done (nodes it did not place yet wait for
+  // the next one), and a change meanwhile starts one more with the newest graph.
+  const running = useRef(false);
+  const mounted = useRef(true);
+  const wanted = useRef<{ snap: MapSnapshot; key: string }>();
+  wanted.current = { snap, key };
+  useEffect(() => () => void (mounted.current = false), []);
   useEffect(() => {
-    if (lay?.key === key) return;
-    let live = true;
-    void layout(snap, key).then((l) => live && setLay(l));
-    return () => {
-      live = false;
+    if (lay?.key === key || running.current) return;
+    const run = (s: MapSnapshot, k: string) => {
+      running.current = true;
+      void layout(s, k, Math.max(900, window.innerWidth - 60)).then((l) => {
+        running.current = false;
+        if (!mounted.current) return;
+        if (l.nodes.size && !performance.getEntriesByName('membrane:map-drawn').length) performance.mark('membrane:map-drawn');
+        setLay(l);
+        const w = wanted.current!;
+        if (w.key !== k) run(w.snap, w.key);
+      });
     };
+    run(snap, key);
   }, [key]); // eslint-disable-line react-hooks/exhaustive-deps
   const namespaces = all.groups.map((g) => g.namespace).filter(Boolean);
   const pick = (sel: MapSelection, label: string) => showFlows(label, (f) => flowsMatchingSelection(sel, f));
-
-  return (
-    <div className="map">
-      <div className="ns-picker" data-testid="ns-picker">
-        Namespaces:
-        {namespaces.map((ns) => (
-          <label key={ns}>
-            <input type="checkbox" checked={chosen.includes(ns)} onChange={(e) => setChosen(e.target.checked ? [...chosen, ns] : chosen.filter((x) => x !== ns))} /> {ns}
-          </label>
-        ))}
-        <span className="hint">{chosen.length ? chosen.join(', ') : 'all namespaces'}</span>
-      </div>
-      {snap.nodes.length === 0 && <div className="empty">No flows yet.</div>}
-      {lay && (
+  // A busy map labels the edges that need a look (drops, HTTP errors); every edge tells its figures on hover.
+  const labelAll = snap.edges.length <= 80;
+  // The drawing is made again only when the map or its layout changed (not on every flow).
+  const drawing = useMemo(
+    () =>
+      lay && (
         <svg className="map-svg" width={lay.width} height={lay.height} data-testid="service-map" role="img" aria-label="service map">
           <defs>
             <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
@@ -131,8 +205,11 @@ export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
             const mx = (a.x + b.x) / 2;
             return (
               <g key={e.id} className={`edge${e.hasDrops ? ' dropped' : ''}${e.forwarded ? ' forwarded' : ''}`} data-testid="map-edge" data-source={e.source} data-target={e.target} data-dropped={e.dropped} data-forwarded={e.forwarded} onClick={() => pick({ kind: 'edge', id: e.id }, `flows of ${e.source} → ${e.target} ${e.port}/${e.protocol}`)}>
+                <title>{edgeText(e)}</title>
                 <path d={`M ${a.x} ${a.y} C ${mx} ${a.y}, ${mx} ${b.y}, ${b.x} ${b.y}`} markerEnd="url(#arrow)" />
-                <text x={mx} y={(a.y + b.y) / 2 - 6} textAnchor="middle">{edgeText(e)}</text>
+                {(labelAll || e.hasDrops || (e.http?.errorShare ?? 0) > 0) && (
+                  <text x={mx} y={(a.y + b.y) / 2 - 6} textAnchor="middle">{edgeText(e)}</text>
+                )}
               </g>
             );
           })}
@@ -148,7 +225,23 @@ export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
             );
           })}
         </svg>
-      )}
+      ),
+    [lay, snap], // eslint-disable-line react-hooks/exhaustive-deps
+  );
+
+  return (
+    <div className="map">
+      <div className="ns-picker" data-testid="ns-picker">
+        Namespaces:
+        {namespaces.map((ns) => (
+          <label key={ns}>
+            <input type="checkbox" checked={chosen.includes(ns)} onChange={(e) => setChosen(e.target.checked ? [...chosen, ns] : chosen.filter((x) => x !== ns))} /> {ns}
+          </label>
+        ))}
+        <span className="hint">{chosen.length ? chosen.join(', ') : 'all namespaces'}</span>
+      </div>
+      {snap.nodes.length === 0 && <div className="empty">No flows yet.</div>}
+      {drawing}
     </div>
   );
 }

@@ -76,6 +76,7 @@ export class FlowFeed {
     es.addEventListener('flow', (ev) => {
       const m = ev as MessageEvent<string>;
       if (m.lastEventId) this.lastSeq = m.lastEventId;
+      if (this.flows.length === 0 && typeof performance.mark === 'function') performance.mark('membrane:first-flow');
       try {
         this.add(fromJson(pb.FlowSchema, JSON.parse(m.data) as JsonValue, { registry, ignoreUnknownFields: true }));
       } catch {
