@@ -114,6 +114,14 @@ test('the console in Chromium: map, flow detail with the rule, preview then appl
   assert.ok(changes.length >= 1, await summary.innerText());
   for (const c of changes) assert.match(c, /^denied → allowed: default\/tiefighter:\d+ → default\/deathstar-[a-z0-9]+:80 GET http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/ → 403/, 'exactly the GET /v1/ flows change');
   await shot(page, 'policies');
+  // The preview is drawn on the map, on the TIE fighter's edge.
+  await page.click('[data-testid=nav-map]');
+  const marked = page.locator('[data-testid=map-edge][data-preview]');
+  await marked.first().waitFor({ timeout: 10_000 });
+  assert.deepEqual([await marked.count(), await marked.first().getAttribute('data-source'), await marked.first().getAttribute('data-preview')], [1, 'default/tiefighter', `${changes.length} to allowed, 0 to denied`]);
+  await shot(page, 'map-preview');
+  await page.click('[data-testid=nav-policies]');
+  await page.locator('[data-testid=editor] .cm-content', { hasText: 'GET' }).waitFor();
   await page.click('[data-testid=apply]');
   await page.locator('[data-testid=apply-message]', { hasText: 'configured' }).waitFor({ timeout: 15_000 });
   assert.match(curl(a, 'tiefighter', `${SVC}/v1/`).stdout, /deathstar|api/i, 'a real GET /v1/ now succeeds');
@@ -153,6 +161,7 @@ test('the console in Chromium: map, flow detail with the rule, preview then appl
   await shot(page, 'endpoints');
   await page.click('[data-testid=nav-identities]');
   await page.locator('[data-testid=identities] td', { hasText: 'k8s:class=xwing' }).first().waitFor();
+  await shot(page, 'identities');
 
   // A new token: the open page is told its link is stale; a wrong link is refused with the way out.
   a.ok('ui', '--new-token');

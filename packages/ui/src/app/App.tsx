@@ -9,7 +9,8 @@ import { AgentDown, SessionError } from './api.js';
 import { FlowFeed } from './feed.js';
 import { FlowsView } from './FlowsView.js';
 import { MapView } from './MapView.js';
-import type { PolicyRef } from './PoliciesView.js';
+import type { Draft, PolicyRef } from './PoliciesView.js';
+import type { EdgeMark } from '../lib/preview-marks.js';
 import { EndpointsView, IdentitiesView } from './TablesView.js';
 
 // The editor (CodeMirror, the YAML parser, the preview) loads when first opened: the map and the table start sooner.
@@ -31,6 +32,8 @@ export function App(): ReactElement {
   const [preset, setPreset] = useState<{ label: string; match: (f: pb.Flow) => boolean } | undefined>();
   const [policy, setPolicy] = useState<PolicyRef | undefined>();
   const [problem, setProblem] = useState<'stale' | 'down' | undefined>();
+  const [marks, setMarks] = useState<Map<string, EdgeMark> | undefined>();
+  const [draft, setDraft] = useState<Draft | undefined>();
 
   useEffect(() => {
     feed.start();
@@ -73,13 +76,13 @@ export function App(): ReactElement {
         </div>
       )}
       <main>
-        {view === 'map' && <MapView feed={feed} showFlows={(label, match) => { setPreset({ label, match }); go('flows'); }} />}
-        {view === 'flows' && <FlowsView feed={feed} {...(preset ? { preset } : {})} clearPreset={() => setPreset(undefined)} openPolicy={(p) => { setPolicy({ ...p }); go('policies'); }} />}
+        {view === 'map' && <MapView feed={feed} {...(marks ? { marks } : {})} showFlows={(label, match) => { setPreset({ label, match }); go('flows'); }} />}
+        {view === 'flows' && <FlowsView feed={feed} {...(preset ? { preset } : {})} clearPreset={() => setPreset(undefined)} openPolicy={(p) => { setPolicy({ ...p }); setDraft(undefined); go('policies'); }} />}
         {view === 'endpoints' && <EndpointsView onError={onError} />}
         {view === 'identities' && <IdentitiesView onError={onError} />}
         {view === 'policies' && (
           <Suspense fallback={<div className="empty">Loading the editor…</div>}>
-            <PoliciesView feed={feed} {...(policy ? { open: policy } : {})} onError={onError} />
+            <PoliciesView feed={feed} {...(policy ? { open: policy } : {})} onError={onError} onMarks={setMarks} {...(draft ? { draft } : {})} onDraft={setDraft} />
           </Suspense>
         )}
       </main>

@@ -11,6 +11,7 @@ import elkBundled from 'elkjs/lib/elk.bundled.js';
 import type { ELK, ELKConstructorArguments, ElkNode } from 'elkjs/lib/elk-api.js';
 import { startTransition, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import type { flow as pb } from '@membrane/proto';
+import type { EdgeMark } from '../lib/preview-marks.js';
 import { flowsMatchingSelection, ServiceMap, type MapEdge, type MapSelection, type MapSnapshot } from '../lib/service-map.js';
 import type { FlowFeed } from './feed.js';
 
@@ -136,10 +137,12 @@ function useThrottled<T>(v: T, ms: number): T {
 
 export interface MapViewProps {
   feed: FlowFeed;
+  /** The last preview of the editor, per edge (drawn until it is applied or left). */
+  marks?: ReadonlyMap<string, EdgeMark>;
   showFlows: (label: string, match: (f: pb.Flow) => boolean) => void;
 }
 
-export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
+export function MapView({ feed, showFlows, marks }: MapViewProps): ReactElement {
   // Counts on the map change with every flow; redrawn at most twice a second (the table is the live view).
   const version = useThrottled(useSyncExternalStore((l) => feed.subscribe(l), () => feed.version), 500);
   const map = useRef<{ m: ServiceMap; taken: number; first?: pb.Flow }>({ m: new ServiceMap(), taken: 0 });
@@ -204,11 +207,16 @@ export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
             const [a, b] = p.points as [{ x: number; y: number }, { x: number; y: number }];
             const mx = (a.x + b.x) / 2;
             return (
-              <g key={e.id} className={`edge${e.hasDrops ? ' dropped' : ''}${e.forwarded ? ' forwarded' : ''}`} data-testid="map-edge" data-source={e.source} data-target={e.target} data-dropped={e.dropped} data-forwarded={e.forwarded} onClick={() => pick({ kind: 'edge', id: e.id }, `flows of ${e.source} → ${e.target} ${e.port}/${e.protocol}`)}>
+              <g key={e.id} className={`edge${e.hasDrops ? ' dropped' : ''}${e.forwarded ? ' forwarded' : ''}${marks?.get(e.id) ? ' previewed' : ''}`} data-preview={marks?.get(e.id) ? `${marks.get(e.id)!.toAllowed} to allowed, ${marks.get(e.id)!.toDenied} to denied` : undefined} data-testid="map-edge" data-source={e.source} data-target={e.target} data-dropped={e.dropped} data-forwarded={e.forwarded} onClick={() => pick({ kind: 'edge', id: e.id }, `flows of ${e.source} → ${e.target} ${e.port}/${e.protocol}`)}>
                 <title>{edgeText(e)}</title>
                 <path d={`M ${a.x} ${a.y} C ${mx} ${a.y}, ${mx} ${b.y}, ${b.x} ${b.y}`} markerEnd="url(#arrow)" />
                 {(labelAll || e.hasDrops || (e.http?.errorShare ?? 0) > 0) && (
                   <text x={mx} y={(a.y + b.y) / 2 - 6} textAnchor="middle">{edgeText(e)}</text>
+                )}
+                {marks?.get(e.id) && (
+                  <text className="preview-mark" x={mx} y={(a.y + b.y) / 2 + 12} textAnchor="middle">
+                    preview: {marks.get(e.id)!.toAllowed ? `${marks.get(e.id)!.toAllowed} → allowed ` : ''}{marks.get(e.id)!.toDenied ? `${marks.get(e.id)!.toDenied} → denied` : ''}
+                  </text>
                 )}
               </g>
             );
@@ -226,7 +234,7 @@ export function MapView({ feed, showFlows }: MapViewProps): ReactElement {
           })}
         </svg>
       ),
-    [lay, snap], // eslint-disable-line react-hooks/exhaustive-deps
+    [lay, snap, marks], // eslint-disable-line react-hooks/exhaustive-deps
   );
 
   return (

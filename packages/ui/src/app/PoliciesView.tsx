@@ -15,6 +15,7 @@ import { makeEditor, type Editor } from './editor.js';
 import type { FlowFeed } from './feed.js';
 import { PreviewPanel } from './PreviewPanel.js';
 import { HistoryPanel } from './HistoryPanel.js';
+import type { EdgeMark } from '../lib/preview-marks.js';
 
 export interface PolicyRef {
   kind: string;
@@ -53,11 +54,29 @@ function asYaml(o: Stored): string {
   return stringify({ ...rest, metadata });
 }
 
-export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: PolicyRef; onError: (e: unknown) => void }): ReactElement {
+/** What the editor holds, kept by the shell while another view is looked at. */
+export interface Draft {
+  current?: PolicyRef;
+  text: string;
+  original: string;
+}
+
+export interface PoliciesViewProps {
+  feed: FlowFeed;
+  open?: PolicyRef;
+  onError: (e: unknown) => void;
+  onMarks?: (m: Map<string, EdgeMark> | undefined) => void;
+  draft?: Draft;
+  onDraft?: (d: Draft | undefined) => void;
+}
+
+export function PoliciesView({ feed, open, onError, onMarks, draft, onDraft }: PoliciesViewProps): ReactElement {
   const [list, setList] = useState<Stored[]>([]);
-  const [current, setCurrent] = useState<PolicyRef | undefined>(open);
-  const [text, setText] = useState('');
-  const [original, setOriginal] = useState('');
+  const [current, setCurrent] = useState<PolicyRef | undefined>(open ?? draft?.current);
+  const [text, setText] = useState(draft?.text ?? '');
+  const [original, setOriginal] = useState(draft?.original ?? '');
+  // Coming back to the editor: the draft stays (unless a flow's link opens another policy).
+  const restoring = useRef(draft !== undefined && (!open || (draft.current !== undefined && key(open) === key(draft.current))));
   const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string; details?: string[] } | undefined>();
   const [preview, setPreview] = useState(false);
   const [applied, setApplied] = useState(0);
@@ -77,9 +96,10 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
 
   useEffect(() => {
     if (!host.current || editor.current) return;
-    editor.current = makeEditor(host.current, '', (t) => validatePolicies(t).problems, (t) => {
+    editor.current = makeEditor(host.current, draft?.text ?? '', (t) => validatePolicies(t).problems, (t) => {
       setText(t);
       setPreview(false);
+      onMarks?.(undefined);
     });
   }, []);
 
@@ -88,6 +108,10 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
     if (!current) return;
     const o = list.find((x) => key({ kind: x.kind, namespace: x.metadata.namespace ?? '', name: x.metadata.name }) === key(current));
     if (!o) return;
+    if (restoring.current) {
+      restoring.current = false;
+      return;
+    }
     const y = asYaml(o);
     editor.current?.setText(y);
     setText(y);
@@ -100,6 +124,10 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
     if (open) setCurrent(open);
   }, [open && key(open)]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  useEffect(() => {
+    onDraft?.(text ? { ...(current ? { current } : {}), text, original } : undefined);
+  }, [text, original, current && key(current)]); // eslint-disable-line react-hooks/exhaustive-deps
+
   const apply = async (docs = validated.documents) => {
     setMessage(undefined);
     try {
@@ -107,6 +135,7 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
       setMessage({ kind: 'ok', text: r.results.map((x) => `${x.kind.toLowerCase()}/${x.name} ${x.action}`).join(', ') });
       setOriginal(text);
       setApplied((n) => n + 1);
+      onMarks?.(undefined);
       const first = r.results.find((x) => KINDS.includes(x.kind));
       if (first) setCurrent({ kind: first.kind, namespace: first.namespace ?? '', name: first.name });
       await load();
@@ -164,7 +193,7 @@ export function PoliciesView({ feed, open, onError }: { feed: FlowFeed; open?: P
             {message.details?.map((d, i) => <div key={i}>{d}</div>)}
           </div>
         )}
-        {preview && <PreviewPanel feed={feed} edited={validated} editing={current} onError={onError} />}
+        {preview && <PreviewPanel feed={feed} edited={validated} editing={current} onError={onError} {...(onMarks ? { onMarks } : {})} />}
         {current && (
           <HistoryPanel
             policy={current}

@@ -7,6 +7,7 @@ import { useEffect, useState, type ReactElement } from 'react';
 import type { EndpointInfo } from '@membrane/api';
 import { isPreviewErrors, previewPolicies, type PreviewReport } from '../lib/preview.js';
 import { flowRow } from '../lib/flow-view.js';
+import { previewMarks, type EdgeMark } from '../lib/preview-marks.js';
 import type { Validated } from '../lib/policy-validate.js';
 import { api } from './api.js';
 import type { FlowFeed } from './feed.js';
@@ -24,7 +25,7 @@ function strip(o: Stored): unknown {
   return { ...rest, metadata: { name: metadata.name, ...(metadata.namespace ? { namespace: metadata.namespace } : {}), ...(metadata.labels ? { labels: metadata.labels } : {}) } };
 }
 
-export function PreviewPanel({ feed, edited, onError }: { feed: FlowFeed; edited: Validated; editing?: { kind: string; namespace: string; name: string } | undefined; onError: (e: unknown) => void }): ReactElement {
+export function PreviewPanel({ feed, edited, onError, onMarks }: { feed: FlowFeed; edited: Validated; editing?: { kind: string; namespace: string; name: string } | undefined; onError: (e: unknown) => void; onMarks?: (m: Map<string, EdgeMark> | undefined) => void }): ReactElement {
   const [report, setReport] = useState<PreviewReport | undefined>();
   const [errors, setErrors] = useState<string[]>([]);
   useEffect(() => {
@@ -39,7 +40,10 @@ export function PreviewPanel({ feed, edited, onError }: { feed: FlowFeed; edited
       });
       if (!live) return;
       if (isPreviewErrors(r)) setErrors(r.errors.map((e) => `${e.set}: ${e.line}`));
-      else setReport(r);
+      else {
+        setReport(r);
+        onMarks?.(previewMarks(r.changed));
+      }
     })().catch(onError);
     return () => {
       live = false;
@@ -51,7 +55,7 @@ export function PreviewPanel({ feed, edited, onError }: { feed: FlowFeed; edited
   return (
     <div className="preview" data-testid="preview-result">
       <div data-testid="preview-summary">
-        {report.changed.length} flow(s) would change verdict; {report.unchanged} unchanged; {report.unjudged.length} cannot be judged; {report.replies} replies (ride on their connection).
+        {report.changed.length} flow(s) would change verdict (drawn on the map); {report.unchanged} unchanged; {report.unjudged.length} cannot be judged; {report.replies} replies (ride on their connection).
       </div>
       {report.changed.map((c) => {
         const r = flowRow(c.flow);
