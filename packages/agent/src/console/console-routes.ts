@@ -19,6 +19,7 @@ import { MembraneError } from '@membrane/api';
 import { flow as pb, membranev1 } from '@membrane/proto';
 import type { ApiRequest, Route } from '../api/http-api.js';
 import { SECURITY_HEADERS } from './console-server.js';
+import { writeAndWait } from '../stream-write.js';
 
 const ALLOWED = new Set(['GET /v1/status', 'POST /v1/apply', 'POST /v1/delete', 'GET /v1/objects/:kind', 'GET /v1/endpoints', 'GET /v1/identities', 'GET /v1/services', 'GET /v1/fqdn/cache', 'GET /v1/policy-history']);
 const registry = createRegistry(membranev1.FlowExtensionSchema);
@@ -46,17 +47,9 @@ async function flowStream(req: ApiRequest, observer: Observer | undefined): Prom
   let out = '';
   const flush = async () => {
     if (!out || ac.signal.aborted) return;
-    const ok = res.write(out);
+    const chunk = out;
     out = '';
-    if (!ok) await new Promise<void>((r) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        r();
-      };
-      res.once('drain', done);
-      res.once('close', done);
-    });
+    await writeAndWait(res, chunk);
   };
   try {
     for await (const item of queryFlows(observer, observer, q, ac.signal)) {

@@ -18,6 +18,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { compileFilters, FilterError, ProtoWriter, QueryError, queryFlows, type Observer } from '@membrane/observer';
 import { flow as pb, observer as obs } from '@membrane/proto';
+import { writeAndWait } from '../stream-write.js';
 
 export const GET_FLOWS_PATH = '/observer.Observer/GetFlows';
 
@@ -106,15 +107,7 @@ export async function serveGetFlows(req: Http2ServerRequest, res: Http2ServerRes
     if (w.pos === 0 || ac.signal.aborted) return;
     const chunk = w.take();
     w.reset();
-    if (!res.write(chunk)) await new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.once('drain', done);
-      res.once('close', done);
-    });
+    await writeAndWait(res, chunk);
   };
   const finish = (code: number, message = '') => {
     if (res.writableEnded || res.destroyed) return;
