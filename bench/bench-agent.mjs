@@ -13,7 +13,7 @@ export const MEMBRANE = join(ROOT, 'bin/membrane');
 /** An agent's environment of its own (state directory, pin root, names `mbr<tag>`, CIDRs); `run` is `membrane` in it. */
 export function scratchAgent(tag, podCIDR, serviceCIDR, extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), `mbr-bench-${tag}-`));
-  const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: `/sys/fs/bpf/mbr-bench-${tag}-${process.pid}`, MEMBRANE_POD_CIDR: podCIDR, MEMBRANE_SERVICE_CIDR: serviceCIDR, MEMBRANE_NAME_PREFIX: `mbr${tag}`, MEMBRANE_HUBBLE_PORT: '0', MEMBRANE_METRICS_PORT: '0', MEMBRANE_UI_PORT: '0', MEMBRANE_DNS_PROXY_PORT: '0', ...extraEnv };
+  const env = { ...process.env, MEMBRANE_STATE_DIR: join(dir, 'state'), MEMBRANE_PIN_ROOT: `/sys/fs/bpf/mbr-bench-${tag}-${process.pid}`, MEMBRANE_POD_CIDR: podCIDR, MEMBRANE_SERVICE_CIDR: serviceCIDR, MEMBRANE_NAME_PREFIX: `mbr${tag}`, MEMBRANE_HUBBLE_PORT: '0', MEMBRANE_METRICS_PORT: '0', MEMBRANE_UI_PORT: '0', MEMBRANE_KUBE_PORT: '0', MEMBRANE_DNS_PROXY_PORT: '0', ...extraEnv };
   const run = (...args) => {
     const r = spawnSync(MEMBRANE, args, { env, encoding: 'utf8', timeout: 180_000 });
     if (r.status !== 0) throw new Error(`membrane ${args.join(' ')}: ${r.stderr}${r.stdout}`);

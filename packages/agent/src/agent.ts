@@ -25,6 +25,8 @@ import { KernelLossWatch } from './observer/kernel-loss.js';
 import { ConsoleCell } from './console/console-cell.js';
 import { consoleRoutes } from './console/console-routes.js';
 import { PolicyHistory } from './apply/policy-history.js';
+import { KubeServer } from './kube/kube-server.js';
+import { ensureKubeCredentials, type KubeCredentials } from './kube/kube-certs.js';
 import { HubbleServer } from './observer/hubble-server.js';
 import { MetricsServer } from './observer/metrics-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
@@ -89,6 +91,8 @@ export class Agent {
   private routes: Route[] = [];
   private readonly console: ConsoleCell;
   private history!: PolicyHistory;
+  private kube?: KubeServer;
+  private kubeCredentials?: KubeCredentials;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -127,6 +131,7 @@ export class Agent {
     cell('Hubble API', () => this.startHubble(), () => this.hubble?.stop());
     cell('metrics', () => this.startMetrics(), () => this.metrics?.stop());
     cell('console', () => this.console.start(consoleRoutes(this.routes, () => this.observer)), () => this.console.stop());
+    cell('Kubernetes API', () => this.startKube(), () => this.kube?.stop());
   }
 
   private async startStore(): Promise<void> {
@@ -264,6 +269,7 @@ export class Agent {
       metrics: () => (this.metrics?.port ? `127.0.0.1:${this.metrics.port}` : ''),
       console: () => this.console,
       history: this.history,
+      kube: () => (this.kube?.port && this.kubeCredentials ? { server: `https://127.0.0.1:${this.kube.port}`, caCert: this.kubeCredentials.caCert, token: this.kubeCredentials.token } : undefined),
     });
     this.routes = agentRoutes(api);
     this.api = new ApiServer(this.routes, { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
@@ -284,6 +290,18 @@ export class Agent {
     this.proxyHub.subscribe((e) => this.observer.ingestL7(e));
     this.kernelLoss = new KernelLossWatch(() => this.datapath.lostEvents(), () => this.observer);
     this.kernelLoss.start();
+  }
+
+  /** The Kubernetes API is an extra: when it cannot start (no openssl, its port taken) the agent says so and runs on. */
+  private async startKube(): Promise<void> {
+    try {
+      this.kubeCredentials = ensureKubeCredentials(this.config.stateDir);
+      const kube = new KubeServer({ address: '127.0.0.1', port: this.config.kubePort, credentials: this.kubeCredentials });
+      await kube.start();
+      this.kube = kube;
+    } catch (e) {
+      this.problems.add(`Kubernetes API not served: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   private async startHubble(): Promise<void> {

@@ -35,6 +35,8 @@ export interface AgentConfig {
   metricsPort: number;
   /** The web console on 127.0.0.1 (default 12000; 0: a free port, see `membrane ui`). */
   uiPort: number;
+  /** The Kubernetes API subset on 127.0.0.1 over HTTPS (default 6443; 0: a free port, see `membrane kubeconfig`). */
+  kubePort: number;
   /** toFQDNs: an answer's TTL below this many seconds is raised to it (Cilium's --tofqdns-min-ttl; default 0, the TTL as answered). */
   tofqdnsMinTtl: number;
 }
@@ -65,6 +67,7 @@ export function resolveConfig(flags: Partial<AgentConfig> = {}, env: NodeJS.Proc
     hubblePort: flags.hubblePort ?? portOf('MEMBRANE_HUBBLE_PORT', env['MEMBRANE_HUBBLE_PORT'], 4245, 'a free port'),
     metricsPort: flags.metricsPort ?? portOf('MEMBRANE_METRICS_PORT', env['MEMBRANE_METRICS_PORT'], 9965, 'a free port'),
     uiPort: flags.uiPort ?? portOf('MEMBRANE_UI_PORT', env['MEMBRANE_UI_PORT'], 12000, 'a free port'),
+    kubePort: flags.kubePort ?? portOf('MEMBRANE_KUBE_PORT', env['MEMBRANE_KUBE_PORT'], 6443, 'a free port'),
     ...(env['MEMBRANE_POLICY_MAP_MAX'] ? { policyMapMaxEntries: Number(env['MEMBRANE_POLICY_MAP_MAX']) } : {}),
   };
 }

@@ -162,3 +162,12 @@ export interface PolicyVersion {
   body: unknown;
   resourceVersion: number;
 }
+
+/** The Kubernetes API the agent serves (`membrane kubeconfig`). */
+export interface KubeAccess {
+  /** https://127.0.0.1:port */
+  server: string;
+  /** PEM of the agent's CA. */
+  caCert: string;
+  token: string;
+}

@@ -14,6 +14,7 @@ import * as dm from './commands/demo-cmds.js';
 import * as fq from './commands/fqdn-cmds.js';
 import * as ob from './commands/observe-cmd.js';
 import * as uiCmd from './commands/ui-cmd.js';
+import * as kc from './commands/kubeconfig-cmd.js';
 import { processIo, type Io } from './io.js';
 import { VERSION } from './version.js';
 
@@ -46,6 +47,7 @@ const COMMANDS: Record<string, Command> = {
   logs: { help: ex.logsHelp, run: ex.logs },
   demo: { help: dm.demoHelp, run: dm.demo },
   ui: { help: uiCmd.uiHelp, run: uiCmd.ui },
+  kubeconfig: { help: kc.kubeconfigHelp, run: kc.kubeconfig },
 };
 
 const HELP = `membrane ${VERSION} — Cilium and Hubble for one Linux machine
@@ -70,6 +72,7 @@ Workloads and policies (kubectl-style):
   fqdn cache list [-o json] | clean        the toFQDNs cache, as 'cilium fqdn cache'
   observe [FLAGS]                          flows, as 'hubble observe' (--follow, --last, --verdict, --pod, ...)
   ui [--port N] [--new-token]              the web console's link (map, flows, policy editor with preview)
+  kubeconfig                               a kubeconfig for the agent's Kubernetes API (kubectl works against it)
   exec POD [-n NS] -- CMD...               run a command in a pod's network namespace
   logs POD [-n NS] [-f]
   wait --for=condition=Ready pod/NAME

@@ -45,7 +45,7 @@ export class CliAgent {
     this.prefix = `mbr${opts.tag}`;
     this.pinRoot = `/sys/fs/bpf/mbr-${opts.tag}-${process.pid}`;
     this.proxyPort = 20000 + ((process.pid * 31 + [...opts.tag].reduce((h, c) => h * 37 + c.charCodeAt(0), 0)) % 20000);
-    this.env = { ...process.env, MEMBRANE_PROXY_PORT: String(this.proxyPort), MEMBRANE_DNS_PROXY_PORT: String(this.proxyPort + 1), MEMBRANE_HUBBLE_PORT: String(this.proxyPort + 2), MEMBRANE_METRICS_PORT: String(this.proxyPort + 3), MEMBRANE_UI_PORT: String(this.proxyPort + 4), MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_SERVICE_CIDR: opts.serviceCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
+    this.env = { ...process.env, MEMBRANE_PROXY_PORT: String(this.proxyPort), MEMBRANE_DNS_PROXY_PORT: String(this.proxyPort + 1), MEMBRANE_HUBBLE_PORT: String(this.proxyPort + 2), MEMBRANE_METRICS_PORT: String(this.proxyPort + 3), MEMBRANE_UI_PORT: String(this.proxyPort + 4), MEMBRANE_KUBE_PORT: String(this.proxyPort + 5), MEMBRANE_STATE_DIR: this.stateDir, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_POD_CIDR: opts.podCIDR, MEMBRANE_SERVICE_CIDR: opts.serviceCIDR, MEMBRANE_NAME_PREFIX: this.prefix, ...opts.env };
   }
 
   run(...args: string[]): SpawnSyncReturns<string> {

@@ -20,6 +20,7 @@ import { endpointList, identityList } from '../views/endpoint-view.js';
 import { listObjects } from '../views/object-view.js';
 import { VERSION, statusView } from '../views/status-view.js';
 import type { AgentApi } from './routes.js';
+import type { KubeAccess } from '@membrane/api';
 import type { ConsoleCell } from '../console/console-cell.js';
 import type { PolicyHistory } from '../apply/policy-history.js';
 
@@ -55,6 +56,8 @@ export interface AgentParts {
   console?: () => ConsoleCell | undefined;
   /** Versions of policies applied and deleted (the console's history). */
   history?: PolicyHistory;
+  /** Where the Kubernetes API listens, its CA and token (undefined until it does). */
+  kube?: () => KubeAccess | undefined;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -101,6 +104,11 @@ export function agentApi(p: AgentParts): AgentApi {
       return out;
     },
     policyHistory: (ref) => p.history?.list(ref) ?? [],
+    kubeAccess: () => {
+      const k = p.kube?.();
+      if (!k) throw new MembraneError('MEMBRANE_E_AGENT_DOWN', 'the Kubernetes API is not serving yet');
+      return k;
+    },
     objects: (kind, ns, name) => listObjects(p.store, p.pods, kind, ns, name, p.services),
     endpoints: () => endpointList(p.pods, p.endpoints, (i) => p.datapath.getEndpoint(i) !== undefined),
     identities: () => identityList(p.endpoints),

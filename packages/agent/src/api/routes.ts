@@ -1,6 +1,6 @@
 /** The agent's REST routes (packages/api/src/agent-api.ts has the shapes). */
 import { existsSync, openSync, closeSync, readSync, statSync } from 'node:fs';
-import type { ConsoleInfo, PolicyVersion, ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
+import type { ConsoleInfo, KubeAccess, PolicyVersion, ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, EndpointInfo, ExecTarget, FqdnCacheInfo, FqdnPreload, IdentityInfo, ServiceListEntry, StatusResponse } from '@membrane/api';
 import type { Route } from './http-api.js';
 
 /** What the routes serve. */
@@ -26,6 +26,8 @@ export interface AgentApi {
   clearFqdn(): Promise<{ entries: number }>;
   /** Versions of policies applied and deleted, newest first (of one policy when named). */
   policyHistory(ref: { kind?: string; namespace?: string; name?: string }): PolicyVersion[];
+  /** The Kubernetes API: its URL, CA certificate and bearer token (for `membrane kubeconfig`). */
+  kubeAccess(): KubeAccess;
   /** The web console's link (with its session token); moved or given a new token. */
   console(): ConsoleInfo;
   configureConsole(req: { port?: number; newToken?: boolean }): Promise<ConsoleInfo>;
@@ -66,6 +68,7 @@ export function agentRoutes(a: AgentApi): Route[] {
     { method: 'POST', path: '/v1/proxy/events', handler: (r) => a.proxyEvents((r.body ?? {}) as { events?: unknown[]; lost?: number }) },
     { method: 'GET', path: '/v1/fqdn/cache', handler: () => a.fqdnCache() },
     { method: 'GET', path: '/v1/console', handler: () => a.console() },
+    { method: 'GET', path: '/v1/kube/access', handler: () => a.kubeAccess() },
     {
       method: 'GET',
       path: '/v1/policy-history',

@@ -74,7 +74,7 @@ export class PrivateAgent {
     const proxyPort = await freePort();
     const dnsProxyPort = await freePort();
     const fd = openSync(this.logFile, 'a', 0o600);
-    const env = { ...process.env, MEMBRANE_PROXY_PORT: String(proxyPort), MEMBRANE_DNS_PROXY_PORT: String(dnsProxyPort), MEMBRANE_HUBBLE_PORT: '0', MEMBRANE_METRICS_PORT: '0', MEMBRANE_UI_PORT: '0', MEMBRANE_STATE_DIR: this.dir, MEMBRANE_SOCKET: this.socket, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_NAME_PREFIX: this.namePrefix, MEMBRANE_POD_CIDR: LIVE_POD_CIDR, MEMBRANE_SERVICE_CIDR: LIVE_SERVICE_CIDR };
+    const env = { ...process.env, MEMBRANE_PROXY_PORT: String(proxyPort), MEMBRANE_DNS_PROXY_PORT: String(dnsProxyPort), MEMBRANE_HUBBLE_PORT: '0', MEMBRANE_METRICS_PORT: '0', MEMBRANE_UI_PORT: '0', MEMBRANE_KUBE_PORT: '0', MEMBRANE_STATE_DIR: this.dir, MEMBRANE_SOCKET: this.socket, MEMBRANE_PIN_ROOT: this.pinRoot, MEMBRANE_NAME_PREFIX: this.namePrefix, MEMBRANE_POD_CIDR: LIVE_POD_CIDR, MEMBRANE_SERVICE_CIDR: LIVE_SERVICE_CIDR };
     // Its own process group: a Ctrl-C at the terminal reaches this command,
     // which then tears the agent down through its API (not half-way by signal).
     const child = spawn(process.execPath, [opts.agentMain, '--state-dir', this.dir, '--pod-cidr', LIVE_POD_CIDR, '--service-cidr', LIVE_SERVICE_CIDR, '--api-port', '0'], { env, detached: true, stdio: ['ignore', fd, fd] });
