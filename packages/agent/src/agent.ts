@@ -25,7 +25,8 @@ import { KernelLossWatch } from './observer/kernel-loss.js';
 import { ConsoleCell } from './console/console-cell.js';
 import { consoleRoutes } from './console/console-routes.js';
 import { PolicyHistory } from './apply/policy-history.js';
-import { KubeServer } from './kube/kube-server.js';
+import { KubeServer, type KubeObject } from './kube/kube-server.js';
+import { listObjects } from './views/object-view.js';
 import { ensureKubeCredentials, type KubeCredentials } from './kube/kube-certs.js';
 import { HubbleServer } from './observer/hubble-server.js';
 import { MetricsServer } from './observer/metrics-server.js';
@@ -296,7 +297,8 @@ export class Agent {
   private async startKube(): Promise<void> {
     try {
       this.kubeCredentials = ensureKubeCredentials(this.config.stateDir);
-      const kube = new KubeServer({ address: '127.0.0.1', port: this.config.kubePort, credentials: this.kubeCredentials });
+      const objects = { list: async (kind: string, namespace?: string) => (await listObjects(this.store, this.pods, kind, namespace, undefined, this.services)) as KubeObject[] };
+      const kube = new KubeServer({ address: '127.0.0.1', port: this.config.kubePort, credentials: this.kubeCredentials, objects });
       await kube.start();
       this.kube = kube;
     } catch (e) {

@@ -1,7 +1,9 @@
 // The Kubernetes API subset, as the machine's kubectl (1.32) meets it: over
 // HTTPS with the agent's CA and a bearer token from `membrane kubeconfig`,
-// `kubectl version` reports server minor 32 and `kubectl api-resources`
-// lists the resources with their short names (aggregated discovery). Without
+// `kubectl version` reports server minor 32, `kubectl api-resources` lists
+// the resources with their short names (aggregated discovery), and `kubectl
+// get` prints the demo's pods, Service and rule1 as the apiserver's Tables
+// (label selectors, -A -o wide, NotFound as the apiserver says it). Without
 // the token every request is 401; the key and token files are root-only.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +12,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CliAgent } from './cli-agent.js';
+import { CliAgent, REPO_ROOT } from './cli-agent.js';
 import { inCI, requireRoot } from './privileged.js';
 
 function get(url: string, ca: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -34,7 +36,8 @@ test('kubectl against the agent: version, discovery with short names; 401 withou
   }
   const a = new CliAgent({ tag: 'kube', podCIDR: '10.222.0.0/24', serviceCIDR: '10.232.0.0/24' });
   t.after(() => a.cleanup());
-  a.up();
+  assert.equal(a.run('demo', 'starwars').status, 0);
+  a.ok('apply', '-f', join(REPO_ROOT, 'examples/starwars/rule1-l3l4.yaml'));
   const dir = mkdtempSync(join(tmpdir(), 'mbr-kubectl-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = join(dir, 'config');
@@ -50,6 +53,22 @@ test('kubectl against the agent: version, discovery with short names; 401 withou
   assert.match(r.stdout, /^ciliumnetworkpolicies\s+cnp,ciliumnp\s+cilium\.io\/v2\s+true\s+CiliumNetworkPolicy$/m);
   assert.match(r.stdout, /^pods\s+po\s+v1\s+true\s+Pod$/m);
   assert.match(r.stdout, /^networkpolicies\s+netpol\s+networking\.k8s\.io\/v1\s+true\s+NetworkPolicy$/m);
+
+  // get: the demo as a Table with the apiserver's columns and server-rendered ages.
+  const pods = kubectl('get', 'pods');
+  assert.equal(pods.status, 0, pods.stderr);
+  assert.match(pods.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$/m);
+  for (const p of ['tiefighter', 'xwing', 'deathstar-']) assert.match(pods.stdout, new RegExp(`^${p}\\S*\\s+1/1\\s+Running\\s+0\\s+\\d+[smh]`, 'm'), p);
+  assert.match(kubectl('get', 'pods', '-A', '-o', 'wide').stdout, /^default\s+xwing\s+1\/1\s+Running\s+0\s+\S+\s+10\.222\.0\.\d+\s+membrane\s+<none>\s+<none>$/m);
+  assert.deepEqual(kubectl('get', 'pods', '-l', 'class=xwing', '-o', 'name').stdout.trim().split('\n'), ['pod/xwing']);
+  assert.match(kubectl('get', 'cnp').stdout, /^NAME\s+AGE\s+VALID\nrule1\s+\S+\s+True$/m);
+  assert.match(kubectl('get', 'svc', 'deathstar').stdout, /^deathstar\s+ClusterIP\s+10\.232\.0\.\d+\s+<none>\s+80\/TCP/m);
+  const missing = kubectl('get', 'pod', 'nope');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /Error from server \(NotFound\): pods "nope" not found/);
+  const cnp = JSON.parse(kubectl('get', 'cnp', 'rule1', '-o', 'json').stdout) as { apiVersion: string; kind: string; metadata: { uid: string; resourceVersion: string } };
+  assert.deepEqual([cnp.apiVersion, cnp.kind], ['cilium.io/v2', 'CiliumNetworkPolicy']);
+  assert.match(cnp.metadata.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
 
   const access = await a.call<{ server: string; caCert: string; token: string }>('GET', '/v1/kube/access');
   const none = await get(`${access.server}/api/v1/namespaces/default/pods`, access.caCert);
