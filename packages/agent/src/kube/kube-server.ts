@@ -113,9 +113,11 @@ export class KubeServer {
     const fields = url.searchParams.get('fieldSelector');
     if (fields) {
       for (const term of fields.split(',')) {
-        const m = /^(metadata\.name|metadata\.namespace)(==?|!=)(.*)$/.exec(term);
-        if (!m) return send(res, 400, status(400, 'BadRequest', `field label not supported: ${term.split(/[=!]/)[0]}`));
-        const get = (o: KubeObject) => (m[1] === 'metadata.name' ? o.metadata.name : o.metadata.namespace ?? '');
+        // metadata.name/namespace for every kind; involvedObject.* for events (what `kubectl describe` asks).
+        const m = /^(metadata\.name|metadata\.namespace|involvedObject\.(?:kind|namespace|name|uid|apiVersion|fieldPath|resourceVersion))(==?|!=)(.*)$/.exec(term);
+        if (!m || (m[1]!.startsWith('involvedObject.') && r.kind !== 'Event')) return send(res, 400, status(400, 'BadRequest', `field label not supported: ${term.split(/[=!]/)[0]}`));
+        const path = m[1]!.split('.');
+        const get = (o: KubeObject) => String((o as Record<string, Record<string, unknown> | undefined>)[path[0]!]?.[path[1]!] ?? '');
         items = items.filter((o) => (m[2] === '!=' ? get(o) !== m[3] : get(o) === m[3]));
       }
     }
