@@ -18,3 +18,15 @@ export function listenTcp(server: Listening, port: number, host: string, what: s
     });
   });
 }
+
+interface Closing {
+  closeAllConnections?(): void;
+  close(cb: () => void): unknown;
+}
+
+/** Stops a server of the agent: its open connections (kept-alive, streams) closed too, so the stop never waits on a client. */
+export async function closeServer(s: Closing | undefined): Promise<void> {
+  if (!s) return;
+  s.closeAllConnections?.();
+  await new Promise<void>((r) => s.close(() => r()));
+}

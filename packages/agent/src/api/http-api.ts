@@ -9,7 +9,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { MembraneError, type ApiErrorBody } from '@membrane/api';
-import { listenTcp } from '../listen.js';
+import { closeServer, listenTcp } from '../listen.js';
 
 export interface ApiRequest {
   method: string;
@@ -140,11 +140,7 @@ export class ApiServer {
   }
 
   async stop(): Promise<void> {
-    for (const s of [this.tcp, this.unix]) {
-      if (!s) continue;
-      s.closeAllConnections?.();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    }
+    for (const s of [this.tcp, this.unix]) await closeServer(s);
     if (existsSync(this.opts.socketPath)) unlinkSync(this.opts.socketPath);
   }
 }

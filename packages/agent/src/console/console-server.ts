@@ -25,7 +25,7 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiErrorBody } from '@membrane/api';
 import { dispatch, type Route } from '../api/http-api.js';
-import { listenTcp } from '../listen.js';
+import { closeServer, listenTcp } from '../listen.js';
 
 export const SESSION_COOKIE = 'mbr_console';
 
@@ -119,9 +119,7 @@ export class ConsoleServer {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections?.();
-    await new Promise<void>((r) => s.close(() => r()));
+    await closeServer(s);
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {

@@ -12,7 +12,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import { listenTcp } from '../listen.js';
+import { closeServer, listenTcp } from '../listen.js';
 import type { KubeCredentials } from './kube-certs.js';
 import { AGGREGATED, aggregatedDiscovery, groupList, resourceList, RESOURCES, type KubeResource } from './kube-resources.js';
 import { TABLE_TYPE, table } from './kube-tables.js';
@@ -57,9 +57,7 @@ export class KubeServer {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections?.();
-    await new Promise<void>((r) => s.close(() => r()));
+    await closeServer(s);
   }
 
   private authorized(req: IncomingMessage): boolean {

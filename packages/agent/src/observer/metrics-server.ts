@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { FlowMetrics } from '@membrane/observer';
-import { listenTcp } from '../listen.js';
+import { closeServer, listenTcp } from '../listen.js';
 
 export class MetricsServer {
   private server?: Server;
@@ -31,8 +31,6 @@ export class MetricsServer {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
+    await closeServer(s);
   }
 }
