@@ -16,6 +16,7 @@
         'map-shape.c',
         'object.c',
         'proxy-socket.c',
+        'pty.c',
         'ringbuf.c',
         'sockopt.c',
         'tc.c',
