@@ -25,7 +25,9 @@ import { KernelLossWatch } from './observer/kernel-loss.js';
 import { ConsoleCell } from './console/console-cell.js';
 import { consoleRoutes } from './console/console-routes.js';
 import { PolicyHistory } from './apply/policy-history.js';
-import { KubeCell } from './kube/kube-cell.js';
+import { KubeServer, type KubeObject } from './kube/kube-server.js';
+import { listObjects } from './views/object-view.js';
+import { ensureKubeCredentials, type KubeCredentials } from './kube/kube-certs.js';
 import { HubbleServer } from './observer/hubble-server.js';
 import { MetricsServer } from './observer/metrics-server.js';
 import type { FqdnCacheEntry } from './dns/fqdn-cache.js';
@@ -90,8 +92,8 @@ export class Agent {
   private routes: Route[] = [];
   private readonly console: ConsoleCell;
   private history!: PolicyHistory;
-  private kube?: KubeCell;
-  private agentApi?: ReturnType<typeof agentApi>;
+  private kube?: KubeServer;
+  private kubeCredentials?: KubeCredentials;
   private monitor?: NodeJS.Timeout;
   private stopCtGc?: () => void;
   private state: StatusResponse['agent']['state'] = 'starting';
@@ -234,7 +236,6 @@ export class Agent {
   /** Persist a pod's state after a change of its containers (only the pod in force under its name); a readiness change moves Service backends. */
   private async podChanged(rt: PodRuntime): Promise<void> {
     if (rt.stopping || this.pods.get(rt.state.namespace, rt.state.name) !== rt) return;
-    this.kube?.podChanged(rt);
     await this.store.setState(`pod/${rt.state.namespace}/${rt.state.name}`, rt.state).catch((e: unknown) => this.problems.add(`save pod ${rt.state.namespace}/${rt.state.name}: ${e instanceof Error ? e.message : String(e)}`));
     const key = `${rt.state.epId}`;
     if (this.readiness.get(key) !== rt.state.ready && this.services) {
@@ -269,11 +270,8 @@ export class Agent {
       metrics: () => (this.metrics?.port ? `127.0.0.1:${this.metrics.port}` : ''),
       console: () => this.console,
       history: this.history,
-      kube: () => (this.kube?.port && this.kube.credentials ? { server: `https://127.0.0.1:${this.kube.port}`, caCert: this.kube.credentials.caCert, token: this.kube.credentials.token } : undefined),
-      applied: (out) => this.kube?.applied(out),
-      refused: (e) => this.kube?.refused(e),
+      kube: () => (this.kube?.port && this.kubeCredentials ? { server: `https://127.0.0.1:${this.kube.port}`, caCert: this.kubeCredentials.caCert, token: this.kubeCredentials.token } : undefined),
     });
-    this.agentApi = api;
     this.routes = agentRoutes(api);
     this.api = new ApiServer(this.routes, { socketPath: this.config.socketPath, port: this.config.apiPort, token: this.token });
     await this.api.start();
@@ -297,26 +295,13 @@ export class Agent {
 
   /** The Kubernetes API is an extra: when it cannot start (no openssl, its port taken) the agent says so and runs on. */
   private async startKube(): Promise<void> {
-    const api = this.agentApi!;
-    const kube = new KubeCell({
-      stateDir: this.config.stateDir,
-      socketPath: this.config.socketPath,
-      nodeName: this.config.nodeName,
-      port: this.config.kubePort,
-      store: this.store,
-      pods: () => this.pods,
-      services: () => this.services,
-      hostIP: () => this.podNet.routerIP,
-      startedAt: () => this.startedAt,
-      apply: (r) => api.apply(r),
-      delete: (r) => api.delete(r),
-      problem: (p) => this.problems.add(p),
-    });
     try {
+      this.kubeCredentials = ensureKubeCredentials(this.config.stateDir);
+      const objects = { list: async (kind: string, namespace?: string) => (await listObjects(this.store, this.pods, kind, namespace, undefined, this.services)) as KubeObject[] };
+      const kube = new KubeServer({ address: '127.0.0.1', port: this.config.kubePort, credentials: this.kubeCredentials, objects });
       await kube.start();
       this.kube = kube;
     } catch (e) {
-      await kube.stop().catch(() => {});
       this.problems.add(`Kubernetes API not served: ${e instanceof Error ? e.message : String(e)}`);
     }
   }

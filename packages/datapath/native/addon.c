@@ -6,8 +6,8 @@
  * test-run.c (BPF_PROG_TEST_RUN), sockopt.c (socket options Node lacks),
  * proxy-socket.c (the L7 proxy's transparent sockets),
  * bpffs.c (the BPF filesystem), cgroup.c (cgroup programs and the cgroup v2
- * filesystem), pty.c (pseudo-terminals for kubectl exec -t). This file
- * registers them and answers what the kernel and libbpf can do. */
+ * filesystem). This file registers them and answers what
+ * the kernel and libbpf can do. */
 #include "common.h"
 
 #include <errno.h>
@@ -117,8 +117,7 @@ static napi_value init(napi_env env, napi_value exports) {
       !mbr_init_test_run(env, exports) || !mbr_init_sockopt(env, exports) ||
       !mbr_init_proxy_socket(env, exports) ||
       !mbr_init_udp_socket(env, exports) ||
-      !mbr_init_bpffs(env, exports) || !mbr_init_cgroup(env, exports) ||
-      !mbr_init_pty(env, exports))
+      !mbr_init_bpffs(env, exports) || !mbr_init_cgroup(env, exports))
     return NULL;
   return exports;
 }

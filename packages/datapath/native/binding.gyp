@@ -16,7 +16,6 @@
         'map-shape.c',
         'object.c',
         'proxy-socket.c',
-        'pty.c',
         'ringbuf.c',
         'sockopt.c',
         'tc.c',

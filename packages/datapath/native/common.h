@@ -172,7 +172,6 @@ bool mbr_init_proxy_socket(napi_env env, napi_value exports);
 bool mbr_init_udp_socket(napi_env env, napi_value exports);
 bool mbr_init_bpffs(napi_env env, napi_value exports);
 bool mbr_init_cgroup(napi_env env, napi_value exports);
-bool mbr_init_pty(napi_env env, napi_value exports);
 
 /* true when path is on a filesystem of this magic (false when it is missing); takes path (freed). NULL: thrown. */
 napi_value mbr_fs_has_magic(napi_env env, char *path, long magic);

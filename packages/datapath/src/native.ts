@@ -242,14 +242,6 @@ export interface OriginalDst {
   family: 4 | 6;
 }
 
-/** The two ends of a pseudo-terminal (ptyOpen). */
-export interface PtyPair {
-  master: number;
-  slave: number;
-  /** The slave's device: /dev/pts/N. */
-  path: string;
-}
-
 /** Everything the addon exports. */
 export interface NativeBinding {
   libbpfVersion(): string;
@@ -356,17 +348,6 @@ export interface NativeBinding {
   isBpffs(path?: string): boolean;
   /** mounted: this call mounted it. */
   ensureBpffs(path?: string): { path: string; mounted: boolean };
-
-  /**
-   * A new pseudo-terminal of cols x rows (TIOCSWINSZ): both fds are the
-   * caller's to close, both O_CLOEXEC (a child gets the slave only as its
-   * stdio), neither the caller's controlling terminal (O_NOCTTY). The master
-   * is nonblocking: writers retry on EAGAIN, and its read fails with EIO
-   * once every slave fd is closed (the end of the output). No root needed.
-   */
-  ptyOpen(cols: number, rows: number): PtyPair;
-  /** Sets the window size of a pty (either fd); its foreground process group gets SIGWINCH. */
-  ptyResize(fd: number, cols: number, rows: number): void;
 }
 
 export type NativeFunctionName = { [K in keyof NativeBinding]: NativeBinding[K] extends (...args: never[]) => unknown ? K : never }[keyof NativeBinding];

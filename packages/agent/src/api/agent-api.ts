@@ -1,5 +1,5 @@
 /** The REST API's answers, from the agent's parts (views over them; changes go to the applier). */
-import { MembraneError, type ApplyResponse, type FqdnPreload, type StatusResponse } from '@membrane/api';
+import { MembraneError, type FqdnPreload, type StatusResponse } from '@membrane/api';
 import { linkShow, type Datapath, type TestHosts } from '@membrane/datapath';
 import type { L7Event } from '@membrane/proxy';
 import type { EndpointManager } from '@membrane/endpoint';
@@ -58,9 +58,6 @@ export interface AgentParts {
   history?: PolicyHistory;
   /** Where the Kubernetes API listens, its CA and token (undefined until it does). */
   kube?: () => KubeAccess | undefined;
-  /** Told of every apply done and refused (the Kubernetes API records Events from them). */
-  applied?: (out: ApplyResponse) => void;
-  refused?: (e: unknown) => void;
 }
 
 /** How long an apply waits for the proxy to put the new policy in force. */
@@ -95,14 +92,7 @@ export function agentApi(p: AgentParts): AgentApi {
       });
     },
     apply: async (r) => {
-      let out: ApplyResponse;
-      try {
-        out = await p.applier.apply(r);
-      } catch (e) {
-        p.refused?.(e);
-        throw e;
-      }
-      p.applied?.(out);
+      const out = await p.applier.apply(r);
       await p.history?.applied(out);
       await settleProxy(p);
       return out;

@@ -34,7 +34,7 @@ import {
   type Pod,
 } from '@membrane/api';
 import type { EndpointManager, RegenerationPlan, VirtualEndpoint } from '@membrane/endpoint';
-import type { Repository } from '@membrane/policy';
+import { canonicalJSON, type Repository } from '@membrane/policy';
 import { deploymentOwner, ownerOf, reconcileDeployment } from '../controllers/deployment-controller.js';
 import { endpointSpec } from '../pods/endpoint-specs.js';
 import type { ContainerSupervisor } from '../pods/container-supervisor.js';
@@ -43,7 +43,6 @@ import type { PodRuntime } from '../pods/pod-runtime.js';
 import type { Store, StoredObject } from '../store/index.js';
 import type { ServiceManager } from '../services/service-manager.js';
 import type { WorkQueue } from '../work-queue.js';
-import { withServerFields } from './server-fields.js';
 import { emptyPlan, isDeployment, isPod, type ChangePlan } from './change-plan.js';
 import { CLUSTER_SCOPED, describeObject, objectKeyOf, parseDocuments, type ParsedDocument } from './validate.js';
 
@@ -126,9 +125,9 @@ export class Applier {
       const deployments: { d: Deployment; retry: boolean }[] = [];
       for (const doc of sortForApply(docs)) {
         const previous = await this.d.store.get({ kind: doc.kind, namespace: doc.namespace, name: doc.name });
-        const { body, same } = withServerFields(doc.manifest, previous?.body);
+        const same = previous !== undefined && canonicalJSON(previous.body) === canonicalJSON(doc.manifest);
         let action: ApplyAction = previous === undefined ? 'created' : same ? 'unchanged' : 'configured';
-        if (!same) plan.writes.push({ kind: doc.kind, namespace: doc.namespace, name: doc.name, body, ...(previous ? { previous } : {}) });
+        if (!same) plan.writes.push({ kind: doc.kind, namespace: doc.namespace, name: doc.name, body: doc.manifest, ...(previous ? { previous } : {}) });
         if (doc.policy && !same) changedPolicies.push(doc.policy);
         if (doc.kind === 'Namespace' && !same) namespaces.set(doc.name, (doc.manifest as Namespace).metadata.labels ?? {});
         if (doc.kind === 'Service' && (!same || !this.d.services.addressing.get(`${doc.namespace}/${doc.name}`))) {

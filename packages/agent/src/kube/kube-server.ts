@@ -1,32 +1,30 @@
 /**
  * The part of the Kubernetes API the seed's kubectl commands use, on
  * 127.0.0.1:6443 (MEMBRANE_KUBE_PORT) over HTTPS with the agent's own CA
- * and a bearer token (`membrane kubeconfig` prints both): `/version`
- * (minor 32: the machine's kubectl is a dispatcher that picks its client
- * build from it), discovery (aggregated v2 with its exact media type, and
- * the legacy lists), `/openapi/v3`; get, list and watch from the cache;
- * create, replace, patch and delete through the agent's applier
- * (kube-writes.ts); pods' log and exec subresources. Errors are Status
- * objects as the apiserver words them; without the token, 401.
+ * and a bearer token (`membrane kubeconfig` prints both). This first part
+ * serves what kubectl asks before anything else: `/version` (minor 32: the
+ * machine's kubectl is a dispatcher that picks its client build from it),
+ * discovery — aggregated v2 with its exact media type, and the legacy
+ * lists — with short names, categories and subresources. Every other path
+ * is a NotFound Status, as the apiserver answers it. Errors are Status
+ * objects; without the token, 401.
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { closeServer, listenTcp } from '../listen.js';
 import type { KubeCredentials } from './kube-certs.js';
-import type { KubeCache, KubeObject } from './kube-cache.js';
-import { endExecSessions, execQuery, handleExecUpgrade, type ExecLaunch } from './kube-exec.js';
-import { serveLog, type LogSizes } from './kube-logs.js';
-import { openApiDocument, openApiRoot, openApiTarget } from './kube-openapi.js';
-import { fieldMatcher, labelMatcher, page, parsePath, type Target } from './kube-read.js';
-import { AGGREGATED, aggregatedDiscovery, groupList, resourceList } from './kube-resources.js';
+import { AGGREGATED, aggregatedDiscovery, groupList, resourceList, RESOURCES, type KubeResource } from './kube-resources.js';
 import { TABLE_TYPE, table } from './kube-tables.js';
-import { watchStream } from './kube-watch.js';
-import { KubeStatusError, type KubeWriter } from './kube-writes.js';
+import { createHash } from 'node:crypto';
 
-export type { KubeObject } from './kube-cache.js';
-export { labelMatcher, parsePath } from './kube-read.js';
+/** A stored object as the agent's views give it (metadata with creationTimestamp and resourceVersion, status filled). */
+export type KubeObject = { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; creationTimestamp?: string; [k: string]: unknown }; [k: string]: unknown };
+
+export interface KubeObjects {
+  /** The objects of a kind, of one namespace or all. */
+  list(kind: string, namespace?: string): Promise<KubeObject[]>;
+}
 
 export const KUBE_VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-membrane', gitCommit: '', gitTreeState: 'clean', buildDate: '2026-12-02T00:00:00Z', goVersion: 'none (Node.js)', compiler: 'membrane', platform: 'linux/amd64' };
 
@@ -39,50 +37,26 @@ function send(res: ServerResponse, code: number, body: unknown, type = 'applicat
   res.end(JSON.stringify(body));
 }
 
-/** What exec and logs need from the agent's pods. */
-export interface KubePods {
-  /** The log file of a pod's container (the first when none is named); throws a KubeStatusError when there is none. */
-  logFile(namespace: string, pod: string, container?: string): string;
-  /** How to run a command in a pod's container (its network namespace); throws a KubeStatusError when it cannot. */
-  exec(namespace: string, pod: string, container?: string): (command: string[]) => ExecLaunch;
-}
-
-export interface KubeServerOptions {
-  address: string;
-  port: number;
-  credentials: KubeCredentials;
-  cache: KubeCache;
-  writer: KubeWriter;
-  pods: KubePods;
-  logSizes: LogSizes;
-  problem?: (what: string) => void;
-}
-
-const MAX_BODY = 8 * 1024 * 1024;
-
 export class KubeServer {
   private server?: Server;
   port = 0;
 
-  constructor(private readonly o: KubeServerOptions) {}
+  constructor(private readonly o: { address: string; port: number; credentials: KubeCredentials; objects: KubeObjects }) {}
 
   async start(): Promise<void> {
     const c = this.o.credentials;
     this.server = createServer({ key: c.key, cert: c.cert }, (req, res) => {
       this.handle(req, res).catch((e) => {
-        if (res.headersSent) return void res.destroy();
-        if (e instanceof KubeStatusError) return send(res, e.code, e.status());
-        send(res, 500, status(500, 'InternalError', `Internal error occurred: ${e instanceof Error ? e.message : String(e)}`));
+        if (!res.headersSent) send(res, 500, status(500, 'InternalError', e instanceof Error ? e.message : String(e)));
+        else res.destroy();
       });
     });
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     this.port = await listenTcp(this.server, this.o.port, this.o.address, 'the Kubernetes API');
   }
 
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    endExecSessions();
     await closeServer(s);
   }
 
@@ -96,164 +70,107 @@ export class KubeServer {
     if (!this.authorized(req)) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     const url = new URL(req.url ?? '/', 'https://membrane');
     const path = url.pathname.replace(/\/+$/, '') || '/';
-    const method = req.method ?? 'GET';
-    if (method === 'GET') {
-      const served = this.discovery(req, res, path);
-      if (served) return;
+    const aggregated = (req.headers.accept ?? '').includes('as=APIGroupDiscoveryList');
+    if (req.method !== 'GET') return send(res, 405, status(405, 'MethodNotAllowed', `${req.method} ${path} is not served yet`));
+    if (path === '/version') return send(res, 200, KUBE_VERSION);
+    if (path === '/api') {
+      if (aggregated) return send(res, 200, aggregatedDiscovery(true), AGGREGATED);
+      return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` }] });
+    }
+    if (path === '/apis') {
+      if (aggregated) return send(res, 200, aggregatedDiscovery(false), AGGREGATED);
+      return send(res, 200, groupList());
+    }
+    const legacy = /^\/api\/(v1)$/.exec(path) ?? /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);
+    if (legacy) {
+      const list = legacy.length === 2 ? resourceList('', legacy[1]!) : resourceList(legacy[1]!, legacy[2]!);
+      if (list) return send(res, 200, list);
     }
     const target = parsePath(path);
-    if (!target) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource', {}));
-    if (target.subresource === 'exec') return send(res, 400, status(400, 'BadRequest', 'exec is served over WebSocket (subprotocol v5.channel.k8s.io); SPDY/3.1 upgrade is not'));
-    if (target.subresource === 'log') return this.log(req, res, url, target);
-    if (method === 'GET') return this.read(req, res, url, target);
-    if (target.subresource) return send(res, 405, status(405, 'MethodNotAllowed', `${method} on ${target.resource.resource}/${target.subresource} is not served`));
-    const w = this.o.writer;
-    const q = url.searchParams;
-    if (method === 'POST' && target.name === undefined) return this.answer(res, await w.create(target, await jsonBody(req), q));
-    if (target.name === undefined) return send(res, 405, status(405, 'MethodNotAllowed', `${method} on a collection is not served`));
-    if (method === 'PUT') return this.answer(res, await w.replace(target, await jsonBody(req), q));
-    if (method === 'PATCH') return this.answer(res, await w.patch(target, req.headers['content-type'] ?? '', await body(req), q));
-    if (method === 'DELETE') {
-      await body(req);
-      return this.answer(res, await w.delete(target, q));
-    }
-    send(res, 405, status(405, 'MethodNotAllowed', `${method} is not served`));
+    if (target) return this.read(req, res, url, target);
+    send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource', {}));
   }
 
-  private answer(res: ServerResponse, r: { code: number; body: unknown }): void {
-    send(res, r.code, r.body);
-  }
-
-  /** Version, discovery and OpenAPI; false when the path is none of them. */
-  private discovery(req: IncomingMessage, res: ServerResponse, path: string): boolean {
-    const aggregated = (req.headers.accept ?? '').includes('as=APIGroupDiscoveryList');
-    if (path === '/version') send(res, 200, KUBE_VERSION);
-    else if (path === '/api' && aggregated) send(res, 200, aggregatedDiscovery(true), AGGREGATED);
-    else if (path === '/api') send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` }] });
-    else if (path === '/apis' && aggregated) send(res, 200, aggregatedDiscovery(false), AGGREGATED);
-    else if (path === '/apis') send(res, 200, groupList());
-    else if (path === '/openapi/v3') send(res, 200, openApiRoot());
-    else if (path.startsWith('/openapi/v3/')) {
-      const gv = openApiTarget(path);
-      const doc = gv && openApiDocument(gv.group, gv.version);
-      if (doc) send(res, 200, doc);
-      else send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource', {}));
-    } else {
-      const legacy = /^\/api\/(v1)$/.exec(path) ?? /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);
-      const list = legacy && (legacy.length === 2 ? resourceList('', legacy[1]!) : resourceList(legacy[1]!, legacy[2]!));
-      if (!list) return false;
-      send(res, 200, list);
-    }
-    return true;
-  }
-
-  /** get, list (Table, List or the object), watch. */
-  private read(req: IncomingMessage, res: ServerResponse, url: URL, t: Target): void {
+  /** get and list (Table, List or the object). */
+  private async read(req: IncomingMessage, res: ServerResponse, url: URL, t: Target): Promise<void> {
     const r = t.resource;
-    const cache = this.o.cache;
-    const q = url.searchParams;
+    const all = (await this.o.objects.list(r.kind, r.namespaced ? t.namespace : undefined)).map((o) => asKube(r, o));
     const wantTable = (req.headers.accept ?? '').includes('as=Table');
-    const namespace = r.namespaced ? t.namespace : undefined;
-    if (t.name !== undefined && q.get('watch') !== 'true') {
-      const o = cache.get(r.kind, namespace ?? (r.namespaced ? 'default' : undefined), t.name);
+    if (t.name !== undefined) {
+      const o = all.find((x) => x.metadata.name === t.name);
       if (!o) return send(res, 404, status(404, 'NotFound', `${r.resource}${r.group ? `.${r.group}` : ''} "${t.name}" not found`, { name: t.name, ...(r.group ? { group: r.group } : {}), kind: r.resource }));
       return wantTable ? send(res, 200, table(r.kind, [o], String(o.metadata.resourceVersion ?? '')), TABLE_TYPE) : send(res, 200, o);
     }
-    const match = this.selection(q, r.kind, t.name);
-    if (typeof match === 'string') return send(res, 400, status(400, 'BadRequest', match));
-    if (q.get('watch') === 'true' || q.get('watch') === '1') {
-      const timeout = Number(q.get('timeoutSeconds') ?? '');
-      return watchStream(cache, req, res, {
-        resource: r,
-        ...(namespace !== undefined ? { namespace } : {}),
-        match,
-        table: wantTable,
-        ...(q.get('resourceVersion') !== null ? { resourceVersion: q.get('resourceVersion')! } : {}),
-        bookmarks: q.get('allowWatchBookmarks') === 'true',
-        initialEvents: q.get('sendInitialEvents') === 'true',
-        ...(timeout > 0 ? { timeoutSeconds: timeout } : {}),
-      }, status);
+    let items = all;
+    const labels = url.searchParams.get('labelSelector');
+    if (labels) {
+      const match = labelMatcher(labels);
+      if (!match) return send(res, 400, status(400, 'BadRequest', `unable to parse requirement: labelSelector "${labels}"`));
+      items = items.filter((o) => match(o.metadata.labels ?? {}));
     }
-    const rv = cache.resourceVersion;
-    const limit = Number(q.get('limit') ?? '') || undefined;
-    const p = page(cache.list(r.kind, namespace).filter(match), limit, q.get('continue'), rv);
-    if (p === 'expired') return send(res, 410, status(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.'));
-    const metadata = { resourceVersion: String(rv), ...(p.next ? { continue: p.next, remainingItemCount: p.remaining } : {}) };
-    if (wantTable) return send(res, 200, { ...table(r.kind, p.items, String(rv)), metadata }, TABLE_TYPE);
-    send(res, 200, { kind: `${r.kind}List`, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata, items: p.items });
-  }
-
-  /** The list's label and field selectors (and a watch's object name) as one test; an error sentence when one is bad. */
-  private selection(q: URLSearchParams, kind: string, name: string | undefined): ((o: KubeObject) => boolean) | string {
-    const labels = q.get('labelSelector');
-    const byLabels = labels ? labelMatcher(labels) : () => true;
-    if (!byLabels) return `unable to parse requirement: labelSelector "${labels}"`;
-    const fields = q.get('fieldSelector');
-    const byFields = fields ? fieldMatcher(kind, fields) : () => true;
-    if (typeof byFields === 'string') return `field label not supported: ${byFields}`;
-    return (o) => (name === undefined || o.metadata.name === name) && byLabels(o.metadata.labels ?? {}) && byFields(o);
-  }
-
-  private log(req: IncomingMessage, res: ServerResponse, url: URL, t: Target): void {
-    if (req.method !== 'GET') return send(res, 405, status(405, 'MethodNotAllowed', 'logs are read with GET'));
-    const ns = t.namespace ?? 'default';
-    if (!this.o.cache.get('Pod', ns, t.name!)) return send(res, 404, status(404, 'NotFound', `pods "${t.name}" not found`, { name: t.name, kind: 'pods' }));
-    const q = url.searchParams;
-    const num = (k: string) => (q.get(k) !== null && Number.isFinite(Number(q.get(k))) ? Number(q.get(k)) : undefined);
-    const tail = num('tailLines');
-    const since = num('sinceSeconds');
-    const limitBytes = num('limitBytes');
-    const file = this.o.pods.logFile(ns, t.name!, q.get('container') ?? undefined);
-    serveLog(req, res, this.o.logSizes, { file, follow: q.get('follow') === 'true', ...(tail !== undefined ? { tailLines: tail } : {}), ...(since !== undefined ? { sinceSeconds: since } : {}), ...(limitBytes !== undefined ? { limitBytes } : {}) });
-  }
-
-  /** pods/NAME/exec over WebSocket; every other upgrade is refused. */
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const refuse = (code: number, body: object) => {
-      const text = JSON.stringify(body);
-      socket.end(`HTTP/1.1 ${code} ${code === 401 ? 'Unauthorized' : code === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
-    };
-    socket.on('error', () => socket.destroy());
-    if (!this.authorized(req)) return refuse(401, status(401, 'Unauthorized', 'Unauthorized'));
-    const url = new URL(req.url ?? '/', 'https://membrane');
-    const t = parsePath(url.pathname);
-    if (!t || t.resource.kind !== 'Pod' || t.subresource !== 'exec' || t.name === undefined) return refuse(400, status(400, 'BadRequest', 'only pods/exec is served over WebSocket'));
-    const ns = t.namespace ?? 'default';
-    if (!this.o.cache.get('Pod', ns, t.name)) return refuse(404, status(404, 'NotFound', `pods "${t.name}" not found`, { name: t.name, kind: 'pods' }));
-    const q = execQuery(url);
-    if ('error' in q) return refuse(400, status(400, 'BadRequest', q.error));
-    let launch: (command: string[]) => ExecLaunch;
-    try {
-      launch = this.o.pods.exec(ns, t.name, q.container);
-    } catch (e) {
-      if (e instanceof KubeStatusError) return refuse(e.code, e.status());
-      return refuse(400, status(400, 'BadRequest', e instanceof Error ? e.message : String(e)));
+    const fields = url.searchParams.get('fieldSelector');
+    if (fields) {
+      for (const term of fields.split(',')) {
+        // metadata.name/namespace for every kind; involvedObject.* for events (what `kubectl describe` asks).
+        const m = /^(metadata\.name|metadata\.namespace|involvedObject\.(?:kind|namespace|name|uid|apiVersion|fieldPath|resourceVersion))(==?|!=)(.*)$/.exec(term);
+        if (!m || (m[1]!.startsWith('involvedObject.') && r.kind !== 'Event')) return send(res, 400, status(400, 'BadRequest', `field label not supported: ${term.split(/[=!]/)[0]}`));
+        const path = m[1]!.split('.');
+        const get = (o: KubeObject) => String((o as Record<string, Record<string, unknown> | undefined>)[path[0]!]?.[path[1]!] ?? '');
+        items = items.filter((o) => (m[2] === '!=' ? get(o) !== m[3] : get(o) === m[3]));
+      }
     }
-    handleExecUpgrade(req, socket, head, { command: q.command, stdin: q.stdin, stdout: q.stdout, stderr: q.stderr, tty: q.tty, launch, onError: (e) => this.o.problem?.(`kubectl exec ${ns}/${t.name}: ${e.message}`) });
+    const rv = String(all.reduce((n, o) => Math.max(n, Number(o.metadata.resourceVersion ?? 0)), 0));
+    if (wantTable) return send(res, 200, table(r.kind, items, rv), TABLE_TYPE);
+    send(res, 200, { kind: `${r.kind}List`, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: { resourceVersion: rv }, items });
   }
 }
 
-async function jsonBody(req: IncomingMessage): Promise<unknown> {
-  const text = await body(req);
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new KubeStatusError(400, 'BadRequest', `the body of the request is not JSON: ${e instanceof Error ? e.message : String(e)}`);
-  }
+interface Target {
+  resource: KubeResource;
+  namespace?: string;
+  name?: string;
 }
 
-function body(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new KubeStatusError(413, 'RequestEntityTooLarge', 'the request is too large'));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+/** /api/v1/[namespaces/NS/]RES[/NAME] and /apis/G/V/[namespaces/NS/]RES[/NAME]. */
+export function parsePath(path: string): Target | undefined {
+  const m = /^\/api\/v1\/(.+)$/.exec(path) ?? /^\/apis\/([^/]+)\/([^/]+)\/(.+)$/.exec(path);
+  if (!m) return undefined;
+  const [group, version, rest] = m.length === 2 ? ['', 'v1', m[1]!] : [m[1]!, m[2]!, m[3]!];
+  const parts = rest.split('/').map(decodeURIComponent);
+  const find = (res: string) => RESOURCES.find((r) => r.group === group && r.version === version && r.resource === res);
+  if (parts[0] === 'namespaces' && parts.length >= 3) {
+    const r = find(parts[2]!);
+    if (!r || !r.namespaced || parts.length > 4) return undefined;
+    return { resource: r, namespace: parts[1]!, ...(parts[3] !== undefined ? { name: parts[3] } : {}) };
+  }
+  const r = find(parts[0]!);
+  if (!r || parts.length > 2) return undefined;
+  return { resource: r, ...(parts[1] !== undefined ? { name: parts[1] } : {}) };
+}
+
+/** The object as the apiserver answers it: apiVersion and kind, a uid that stays the object's for its life. */
+function asKube(r: KubeResource, o: KubeObject): KubeObject {
+  const uid = createHash('sha256').update(`${r.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}/${o.metadata.creationTimestamp ?? ''}`).digest('hex');
+  const id = `${uid.slice(0, 8)}-${uid.slice(8, 12)}-${uid.slice(12, 16)}-${uid.slice(16, 20)}-${uid.slice(20, 32)}`;
+  return { ...o, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, kind: r.kind, metadata: { ...o.metadata, uid: id } };
+}
+
+/** Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a` (undefined: not one). */
+export function labelMatcher(sel: string): ((labels: Record<string, string>) => boolean) | undefined {
+  const terms: ((l: Record<string, string>) => boolean)[] = [];
+  for (const raw of sel.split(',')) {
+    const t = raw.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(t))) {
+      const [, k, op, v] = m as unknown as [string, string, string, string];
+      terms.push(op === '!=' ? (l) => l[k] !== v : (l) => l[k] === v);
+    } else if ((m = /^!([\w./-]+)$/.exec(t))) {
+      const k = m[1]!;
+      terms.push((l) => !(k in l));
+    } else if ((m = /^([\w./-]+)$/.exec(t))) {
+      const k = m[1]!;
+      terms.push((l) => k in l);
+    } else return undefined;
+  }
+  return (l) => terms.every((f) => f(l));
 }

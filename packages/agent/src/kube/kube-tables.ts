@@ -71,14 +71,6 @@ const TABLES: Record<string, { columns: Column[]; cells: (o: Obj, now: number) =
       return [o.metadata.name, `${st.readyReplicas ?? 0}/${want}`, st.replicas ?? 0, st.readyReplicas ?? 0, age(o, now)];
     },
   },
-  Event: {
-    columns: [col('Last Seen', 'string', 'Time when last this event was observed.'), col('Type', 'string', 'Type of this event (Normal, Warning).'), col('Reason', 'string', 'The reason for the transition into the object\'s current status.'), col('Object', 'string', 'The object this Event is about.'), col('Message', 'string', 'A human-readable description of the status of this operation.'), col('Source', 'string', 'The component reporting this event.', 1), col('First Seen', 'string', 'The time at which the event was first recorded.', 1), col('Count', 'string', 'The number of times this event has occurred.', 1), col('Name', 'string', 'The name of the event.', 1)],
-    cells: (o, now) => {
-      const e = o as unknown as { lastTimestamp?: string; firstTimestamp?: string; type?: string; reason?: string; message?: string; count?: number; involvedObject?: { kind?: string; name?: string }; source?: { component?: string; host?: string } };
-      const since = (t: string | undefined) => (t ? humanDuration(now - Date.parse(t)) : '<unknown>');
-      return [since(e.lastTimestamp), e.type ?? '', e.reason ?? '', `${(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`, e.message ?? '', [e.source?.component, e.source?.host].filter(Boolean).join(', '), since(e.firstTimestamp), e.count ?? 1, o.metadata.name];
-    },
-  },
   Namespace: { columns: [NAME, col('Status', 'string', 'The status of the namespace'), AGE], cells: (o, now) => [o.metadata.name, 'Active', age(o, now)] },
   // Cilium's CRDs print AGE and VALID (the policy was accepted: a stored policy always was).
   CiliumNetworkPolicy: { columns: [NAME, AGE, col('Valid', 'string', '')], cells: (o, now) => [o.metadata.name, age(o, now), 'True'] },
